@@ -1,0 +1,128 @@
+//! Command-line definitions (clap) only; the stage-file schema lives in `stage`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::synth::Format;
+
+/// Ship CloudAlbum to AWS (or a local emulator) and tear it down again.
+#[derive(Debug, Parser)]
+#[command(name = "deployer", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 success (also \"up to date\"), 1 deployment failed, \
+2 invalid input or usage, 3 credentials or permissions."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Stage to act on: the file `stacks/<STAGE>.yaml`.
+    #[arg(long, global = true, default_value = "dev", env = "DEPLOYER_STAGE")]
+    pub stage: String,
+    /// AWS region; overrides the stage file's `region`.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Named profile from the AWS config and credentials files.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// An AWS-compatible endpoint (e.g. the local emulator) instead of AWS.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// `text` for people, `json` for one machine-readable object on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputMode::Text)]
+    pub output: OutputMode,
+    /// Answer yes to every confirmation (never prompts in CI either way).
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Print only results and errors.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (repeat for more).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Project root holding `stacks/`, `static/` and `app/` (default: the
+    /// current folder or the nearest parent with a `stacks/` folder).
+    #[arg(long, global = true, env = "DEPLOYER_PROJECT_DIR", value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the stage's CloudFormation template; no AWS calls, no credentials.
+    Synth(SynthArgs),
+    /// Show what `up` would change (a change set that is never executed).
+    Plan,
+    /// Build, upload, apply the stage, sync `static/`, print the URL.
+    Up,
+    /// Print the stage's URL from the stack outputs.
+    Url,
+    /// Print the stack status, outputs and last update.
+    Status,
+    /// Delete the stage; data is protected unless `--delete-data`.
+    Down(DownArgs),
+    /// Run the whole app on this machine in a local AWS emulator.
+    Local(LocalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Template format.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Write the template to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also delete photos: empty a bucket that still holds objects.
+    #[arg(long)]
+    pub delete_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Start from an empty local cloud (drops saved photos and users).
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+impl Command {
+    /// The subcommand's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Synth(_) => "synth",
+            Self::Plan => "plan",
+            Self::Up => "up",
+            Self::Url => "url",
+            Self::Status => "status",
+            Self::Down(_) => "down",
+            Self::Local(_) => "local",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand; each only orchestrates the library's steps.
+
+pub mod synth;

@@ -1,0 +1,63 @@
+//! `deployer`: ships CloudAlbum stages to AWS CloudFormation and tears them down.
+//!
+//! The pipeline, one module a step: [`stage`] (the stage file) → [`model`]
+//! (typed resources) → [`synth`] (the template) → change set → apply → report.
+//! Commands in [`commands`] only orchestrate.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod intrinsic;
+pub mod model;
+pub mod output;
+pub mod stage;
+pub mod synth;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub use error::Error;
+
+use cli::{Cli, Command};
+use output::Printer;
+
+/// What every command gets: where the project is, and how to print.
+#[derive(Debug)]
+pub struct Context {
+    pub project_dir: PathBuf,
+    pub printer: Printer,
+    pub global: cli::GlobalArgs,
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let printer = Printer {
+        mode: cli.global.output,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    let project_dir = match &cli.global.project_dir {
+        Some(dir) => dir.clone(),
+        None => find_project_dir(&std::env::current_dir().map_err(Error::CurrentDir)?)?,
+    };
+    let context = Context {
+        project_dir,
+        printer,
+        global: cli.global,
+    };
+    match &cli.command {
+        Command::Synth(args) => commands::synth::run(&context, args),
+        other => Err(Error::NotImplemented(other.name())),
+    }
+}
+
+/// The nearest folder, from `start` upwards, that holds `stacks/`.
+pub fn find_project_dir(start: &Path) -> Result<PathBuf, Error> {
+    start
+        .ancestors()
+        .find(|dir| dir.join(stage::STACKS_DIR).is_dir())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| Error::ProjectNotFound {
+            start: start.to_path_buf(),
+        })
+}

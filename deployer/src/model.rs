@@ -1,0 +1,1156 @@
+//! The typed resources of one stage.
+//!
+//! [`StageModel::build`] turns a validated stage file into resources whose
+//! cross-references are typed [`Handle`]s; `synth` turns the model into a
+//! template. Every resource kind is a variant of [`Resource`], which `synth`
+//! matches exhaustively: a new kind does not compile until synthesis handles it.
+
+use crate::intrinsic::{Expr, Handle, LogicalId, Pseudo, Reference, Sub};
+use crate::stage::{Stage, StageConfig};
+
+/// Logical ids. Stable forever: renaming one replaces the resource.
+pub mod ids {
+    use crate::intrinsic::LogicalId;
+
+    pub const CODE_BUCKET: LogicalId = LogicalId::new("CodeBucket");
+    pub const CODE_KEY: LogicalId = LogicalId::new("CodeKey");
+    pub const BUCKET: LogicalId = LogicalId::new("PhotoBucket");
+    pub const BUCKET_POLICY: LogicalId = LogicalId::new("PhotoBucketPolicy");
+    pub const TABLE: LogicalId = LogicalId::new("PhotoTable");
+    pub const USER_POOL: LogicalId = LogicalId::new("UserPool");
+    pub const USER_POOL_CLIENT: LogicalId = LogicalId::new("UserPoolClient");
+    pub const USER_POOL_DOMAIN: LogicalId = LogicalId::new("UserPoolDomain");
+    pub const LOG_GROUP: LogicalId = LogicalId::new("AppLogGroup");
+    pub const ROLE: LogicalId = LogicalId::new("AppRole");
+    pub const FUNCTION: LogicalId = LogicalId::new("AppFunction");
+    pub const API: LogicalId = LogicalId::new("Api");
+    pub const API_PROXY_RESOURCE: LogicalId = LogicalId::new("ApiProxyResource");
+    pub const API_ROOT_METHOD: LogicalId = LogicalId::new("ApiRootMethod");
+    pub const API_PROXY_METHOD: LogicalId = LogicalId::new("ApiProxyMethod");
+    pub const API_DEPLOYMENT: LogicalId = LogicalId::new("ApiDeployment");
+    pub const API_STAGE: LogicalId = LogicalId::new("ApiStage");
+    pub const API_PERMISSION: LogicalId = LogicalId::new("ApiInvokePermission");
+
+    pub const OUT_API_URL: LogicalId = LogicalId::new("ApiUrl");
+    pub const OUT_STATIC_URL: LogicalId = LogicalId::new("StaticUrl");
+    pub const OUT_BUCKET_NAME: LogicalId = LogicalId::new("BucketName");
+    pub const OUT_TABLE_NAME: LogicalId = LogicalId::new("TableName");
+    pub const OUT_USER_POOL_ID: LogicalId = LogicalId::new("UserPoolId");
+    pub const OUT_USER_POOL_CLIENT_ID: LogicalId = LogicalId::new("UserPoolClientId");
+    pub const OUT_FUNCTION_NAME: LogicalId = LogicalId::new("FunctionName");
+}
+
+/// The table's key schema: the app's data contract (DESIGN 4.2).
+pub mod table_keys {
+    /// Partition key: the user's Cognito `sub`.
+    pub const PARTITION: &str = "user_id";
+    /// Sort key: a time-sortable photo id, so the album is a `Query`, newest first.
+    pub const SORT: &str = "photo_id";
+    /// Index of a user's photos by the date they were taken (sparse: only photos with a date).
+    pub const BY_TAKEN_DATE_INDEX: &str = "by_taken_date";
+    pub const TAKEN_AT: &str = "taken_at";
+}
+
+/// Objects under this prefix are photos and thumbnails: private.
+pub const PHOTOS_PREFIX: &str = "photos/";
+/// Objects under this prefix are the site's assets: public-read.
+pub const STATIC_PREFIX: &str = "static/";
+
+/// Where the stage is deployed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Real AWS.
+    Aws,
+    /// An AWS-compatible endpoint (the local emulator), e.g. `http://127.0.0.1:4566`.
+    Endpoint(String),
+}
+
+// ---------------------------------------------------------------------------
+// Resources
+
+pub type Tags = Vec<(String, String)>;
+
+#[derive(Debug, Clone)]
+pub struct Parameter {
+    pub id: LogicalId,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsRule {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub exposed_headers: Vec<String>,
+    pub max_age_s: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub id: LogicalId,
+    /// Fixed name from the stage file; `None` lets CloudFormation generate one.
+    pub name: Option<String>,
+    pub cors: CorsRule,
+    pub retain: bool,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct BucketPolicy {
+    pub id: LogicalId,
+    pub bucket: Handle<Bucket>,
+    pub statements: Vec<Statement>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyAttribute {
+    pub name: &'static str,
+    /// `S`, `N` or `B`.
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecondaryIndex {
+    pub name: &'static str,
+    pub partition: KeyAttribute,
+    pub sort: KeyAttribute,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub id: LogicalId,
+    pub partition: KeyAttribute,
+    pub sort: KeyAttribute,
+    pub indexes: Vec<SecondaryIndex>,
+    /// Literal numbers from the stage file (never a `Ref`; see EMULATOR.md).
+    pub read_capacity: u32,
+    pub write_capacity: u32,
+    pub point_in_time_recovery: bool,
+    pub retain: bool,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPool {
+    pub id: LogicalId,
+    pub name: String,
+    pub password_min_length: u32,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPoolClient {
+    pub id: LogicalId,
+    pub pool: Handle<UserPool>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPoolDomain {
+    pub id: LogicalId,
+    pub pool: Handle<UserPool>,
+    pub domain: Expr,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogGroup {
+    pub id: LogicalId,
+    pub name: String,
+    pub retention_days: u32,
+    pub tags: Tags,
+}
+
+/// One IAM policy statement. Actions are always named: never `*`.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub sid: &'static str,
+    pub effect: Effect,
+    pub principal: Option<Expr>,
+    pub actions: Vec<&'static str>,
+    pub resources: Vec<Expr>,
+    pub condition: Option<Expr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub id: LogicalId,
+    pub policy_name: &'static str,
+    pub statements: Vec<Statement>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub id: LogicalId,
+    pub name: String,
+    pub role: Handle<Role>,
+    pub code_bucket: Handle<Parameter>,
+    pub code_key: Handle<Parameter>,
+    pub architecture: &'static str,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub environment: Vec<(&'static str, Expr)>,
+    /// The log group must exist (with its retention) before the function logs.
+    pub log_group: Handle<LogGroup>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestApi {
+    pub id: LogicalId,
+    pub name: String,
+    pub binary_media_types: Vec<&'static str>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiResource {
+    pub id: LogicalId,
+    pub api: Handle<RestApi>,
+    pub path_part: &'static str,
+}
+
+/// What an API method is attached to.
+#[derive(Debug, Clone, Copy)]
+pub enum MethodTarget {
+    Root,
+    Resource(Handle<ApiResource>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiMethod {
+    pub id: LogicalId,
+    pub api: Handle<RestApi>,
+    pub target: MethodTarget,
+    pub function: Handle<Function>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiDeployment {
+    pub id: LogicalId,
+    pub api: Handle<RestApi>,
+    /// A deployment snapshots the methods, so it must come after them.
+    pub methods: Vec<Handle<ApiMethod>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiStage {
+    pub id: LogicalId,
+    pub api: Handle<RestApi>,
+    pub deployment: Handle<ApiDeployment>,
+    pub name: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct LambdaPermission {
+    pub id: LogicalId,
+    pub function: Handle<Function>,
+    pub source_arn: Expr,
+}
+
+/// Every resource kind a stage can hold.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    Bucket(Bucket),
+    BucketPolicy(BucketPolicy),
+    Table(Table),
+    UserPool(UserPool),
+    UserPoolClient(UserPoolClient),
+    UserPoolDomain(UserPoolDomain),
+    LogGroup(LogGroup),
+    Role(Role),
+    Function(Function),
+    RestApi(RestApi),
+    ApiResource(ApiResource),
+    ApiMethod(ApiMethod),
+    ApiDeployment(ApiDeployment),
+    ApiStage(ApiStage),
+    LambdaPermission(LambdaPermission),
+}
+
+impl Resource {
+    pub fn id(&self) -> LogicalId {
+        match self {
+            Self::Bucket(r) => r.id,
+            Self::BucketPolicy(r) => r.id,
+            Self::Table(r) => r.id,
+            Self::UserPool(r) => r.id,
+            Self::UserPoolClient(r) => r.id,
+            Self::UserPoolDomain(r) => r.id,
+            Self::LogGroup(r) => r.id,
+            Self::Role(r) => r.id,
+            Self::Function(r) => r.id,
+            Self::RestApi(r) => r.id,
+            Self::ApiResource(r) => r.id,
+            Self::ApiMethod(r) => r.id,
+            Self::ApiDeployment(r) => r.id,
+            Self::ApiStage(r) => r.id,
+            Self::LambdaPermission(r) => r.id,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub id: LogicalId,
+    pub description: &'static str,
+    pub value: Expr,
+}
+
+// ---------------------------------------------------------------------------
+// Typed attributes: only what each resource type really has.
+
+impl Handle<Parameter> {
+    pub fn value(&self) -> Reference {
+        self.reference()
+    }
+}
+impl Handle<Bucket> {
+    pub fn name(&self) -> Reference {
+        self.reference()
+    }
+    pub fn arn(&self) -> Reference {
+        self.attribute("Arn")
+    }
+}
+impl Handle<Table> {
+    pub fn name(&self) -> Reference {
+        self.reference()
+    }
+    pub fn arn(&self) -> Reference {
+        self.attribute("Arn")
+    }
+}
+impl Handle<UserPool> {
+    pub fn pool_id(&self) -> Reference {
+        self.reference()
+    }
+    pub fn arn(&self) -> Reference {
+        self.attribute("Arn")
+    }
+}
+impl Handle<UserPoolClient> {
+    pub fn client_id(&self) -> Reference {
+        self.reference()
+    }
+}
+impl Handle<LogGroup> {
+    pub fn name(&self) -> Reference {
+        self.reference()
+    }
+    pub fn arn(&self) -> Reference {
+        self.attribute("Arn")
+    }
+}
+impl Handle<Role> {
+    pub fn arn(&self) -> Reference {
+        self.attribute("Arn")
+    }
+}
+impl Handle<Function> {
+    pub fn name(&self) -> Reference {
+        self.reference()
+    }
+    pub fn arn(&self) -> Reference {
+        self.attribute("Arn")
+    }
+}
+impl Handle<RestApi> {
+    pub fn api_id(&self) -> Reference {
+        self.reference()
+    }
+    pub fn root_resource_id(&self) -> Reference {
+        self.attribute("RootResourceId")
+    }
+}
+impl Handle<ApiResource> {
+    pub fn resource_id(&self) -> Reference {
+        self.reference()
+    }
+}
+impl Handle<ApiDeployment> {
+    pub fn deployment_id(&self) -> Reference {
+        self.reference()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The model
+
+/// All resources, parameters and outputs of one stage, in template order.
+#[derive(Debug, Clone)]
+pub struct StageModel {
+    pub description: String,
+    pub parameters: Vec<Parameter>,
+    pub resources: Vec<Resource>,
+    pub outputs: Vec<Output>,
+}
+
+/// `arn:${AWS::Partition}:<service>:${AWS::Region}:${AWS::AccountId}:` as a `Sub` prefix.
+fn regional_arn(service: &str) -> Sub {
+    Sub::new()
+        .lit("arn:")
+        .pseudo(Pseudo::Partition)
+        .lit(format!(":{service}:"))
+        .pseudo(Pseudo::Region)
+        .lit(":")
+        .pseudo(Pseudo::AccountId)
+        .lit(":")
+}
+
+/// What every builder below needs to know about the stage.
+struct Ctx<'a> {
+    config: &'a StageConfig,
+    stage: &'a str,
+    stack: String,
+    target: &'a Target,
+    tags: Tags,
+}
+
+impl StageModel {
+    /// The resources of `stage` deployed to `target`.
+    pub fn build(stage: &Stage, target: &Target) -> Self {
+        let ctx = Ctx {
+            config: &stage.config,
+            stage: stage.name.as_str(),
+            stack: stage.stack_name(),
+            target,
+            tags: tags(&stage.config, stage.name.as_str()),
+        };
+        let (bucket, bucket_policy, table) = data_resources(&ctx);
+        let (pool, client, domain) = auth_resources(&ctx);
+        let (code_bucket, code_key) = code_parameters();
+        let app = AppResources::build(
+            &ctx,
+            Handle::new(code_bucket.id),
+            Handle::new(code_key.id),
+            AppDeps {
+                bucket: bucket.handle(),
+                table: table.handle(),
+                pool: pool.handle(),
+                client: client.handle(),
+            },
+        );
+        let api = ApiResources::build(&ctx, app.function.handle());
+        let outputs = outputs(
+            &ctx,
+            &bucket,
+            &table,
+            &pool,
+            &client,
+            &app.function,
+            &api.api,
+        );
+
+        let mut resources = vec![
+            Resource::Bucket(bucket),
+            Resource::BucketPolicy(bucket_policy),
+            Resource::Table(table),
+            Resource::UserPool(pool),
+            Resource::UserPoolClient(client),
+            Resource::UserPoolDomain(domain),
+            Resource::LogGroup(app.log_group),
+            Resource::Role(app.role),
+            Resource::Function(app.function),
+        ];
+        resources.extend(api.into_resources());
+        Self {
+            description: format!(
+                "CloudAlbum stage `{}` ({}): photo album on Lambda, API Gateway, S3, DynamoDB and Cognito. Generated by `deployer`; do not edit.",
+                ctx.stage, ctx.stack
+            ),
+            parameters: vec![code_bucket, code_key],
+            resources,
+            outputs,
+        }
+    }
+}
+
+/// A resource's typed handle, taken from the resource itself.
+pub trait HasHandle: Sized {
+    fn logical_id(&self) -> LogicalId;
+    fn handle(&self) -> Handle<Self> {
+        Handle::new(self.logical_id())
+    }
+}
+
+macro_rules! has_handle {
+    ($($kind:ident),* $(,)?) => {
+        $(impl HasHandle for $kind {
+            fn logical_id(&self) -> LogicalId {
+                self.id
+            }
+        })*
+    };
+}
+
+has_handle!(
+    Parameter,
+    Bucket,
+    Table,
+    UserPool,
+    UserPoolClient,
+    LogGroup,
+    Role,
+    Function,
+    RestApi,
+    ApiResource,
+    ApiMethod,
+    ApiDeployment,
+);
+
+fn code_parameters() -> (Parameter, Parameter) {
+    (
+        Parameter {
+            id: ids::CODE_BUCKET,
+            description: "Bucket holding the function's code zip (the deployer's artifacts bucket)",
+        },
+        Parameter {
+            id: ids::CODE_KEY,
+            description: "Key of the function's code zip: content-addressed by its SHA-256",
+        },
+    )
+}
+
+/// The photo bucket (with its TLS-only policy) and the photo table.
+fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
+    let config = ctx.config;
+    let bucket = Bucket {
+        id: ids::BUCKET,
+        name: config.bucket.name.as_ref().map(|n| n.as_str().to_owned()),
+        cors: CorsRule {
+            allowed_origins: strings(&config.bucket.cors_allowed_origins),
+            allowed_methods: config
+                .bucket
+                .cors_allowed_methods
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect(),
+            allowed_headers: strings(&config.bucket.cors_allowed_headers),
+            exposed_headers: vec!["ETag".to_owned()],
+            max_age_s: config.bucket.cors_max_age.get(),
+        },
+        retain: config.retain_data,
+        tags: ctx.tags.clone(),
+    };
+    let bucket_h = bucket.handle();
+    let bucket_policy = BucketPolicy {
+        id: ids::BUCKET_POLICY,
+        bucket: bucket_h,
+        statements: vec![Statement {
+            sid: "DenyInsecureTransport",
+            effect: Effect::Deny,
+            principal: Some(Expr::str("*")),
+            actions: vec![
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:ListBucket",
+            ],
+            resources: vec![
+                bucket_h.arn().into(),
+                Sub::new().var(bucket_h.arn()).lit("/*").build(),
+            ],
+            condition: Some(Expr::map([(
+                "Bool",
+                Expr::map([("aws:SecureTransport", Expr::str("false"))]),
+            )])),
+        }],
+    };
+    let key = |name| KeyAttribute { name, kind: "S" };
+    let table = Table {
+        id: ids::TABLE,
+        partition: key(table_keys::PARTITION),
+        sort: key(table_keys::SORT),
+        indexes: vec![SecondaryIndex {
+            name: table_keys::BY_TAKEN_DATE_INDEX,
+            partition: key(table_keys::PARTITION),
+            sort: key(table_keys::TAKEN_AT),
+        }],
+        read_capacity: config.table.read_capacity.get(),
+        write_capacity: config.table.write_capacity.get(),
+        point_in_time_recovery: config
+            .table
+            .point_in_time_recovery
+            .unwrap_or(config.retain_data),
+        retain: config.retain_data,
+        tags: ctx.tags.clone(),
+    };
+    (bucket, bucket_policy, table)
+}
+
+/// The user pool, the web app's client and the pool's domain.
+fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient, UserPoolDomain) {
+    let pool = UserPool {
+        id: ids::USER_POOL,
+        name: ctx.stack.clone(),
+        password_min_length: 8,
+        tags: ctx.tags.clone(),
+    };
+    let client = UserPoolClient {
+        id: ids::USER_POOL_CLIENT,
+        pool: pool.handle(),
+        name: format!("{}-web", ctx.stack),
+    };
+    let domain = UserPoolDomain {
+        id: ids::USER_POOL_DOMAIN,
+        pool: pool.handle(),
+        // Domain prefixes are global per region: make it unique per account.
+        domain: Sub::new()
+            .pseudo(Pseudo::StackName)
+            .lit("-")
+            .pseudo(Pseudo::AccountId)
+            .build(),
+    };
+    (pool, client, domain)
+}
+
+/// What the function is given access to.
+#[derive(Clone, Copy)]
+struct AppDeps {
+    bucket: Handle<Bucket>,
+    table: Handle<Table>,
+    pool: Handle<UserPool>,
+    client: Handle<UserPoolClient>,
+}
+
+/// The function, its role and its log group.
+struct AppResources {
+    log_group: LogGroup,
+    role: Role,
+    function: Function,
+}
+
+impl AppResources {
+    fn build(
+        ctx: &Ctx<'_>,
+        code_bucket: Handle<Parameter>,
+        code_key: Handle<Parameter>,
+        deps: AppDeps,
+    ) -> Self {
+        let function_name = ctx.stack.clone();
+        let log_group = LogGroup {
+            id: ids::LOG_GROUP,
+            name: format!("/aws/lambda/{function_name}"),
+            retention_days: ctx.config.log_retention_days.get(),
+            tags: ctx.tags.clone(),
+        };
+        let role = Role {
+            id: ids::ROLE,
+            policy_name: "cloudalbum-app",
+            statements: app_statements(deps.table, deps.bucket, deps.pool, log_group.handle()),
+            tags: ctx.tags.clone(),
+        };
+        let function = Function {
+            id: ids::FUNCTION,
+            name: function_name,
+            role: role.handle(),
+            code_bucket,
+            code_key,
+            architecture: ctx.config.function.architecture.as_str(),
+            memory_mb: ctx.config.function.memory_mb.get(),
+            timeout_s: ctx.config.function.timeout_s.get(),
+            environment: environment(ctx, &deps),
+            log_group: log_group.handle(),
+            tags: ctx.tags.clone(),
+        };
+        Self {
+            log_group,
+            role,
+            function,
+        }
+    }
+}
+
+/// The REST API in front of the function: `/` and `/{proxy+}`, one stage.
+struct ApiResources {
+    api: RestApi,
+    proxy: ApiResource,
+    root_method: ApiMethod,
+    proxy_method: ApiMethod,
+    deployment: ApiDeployment,
+    stage: ApiStage,
+    permission: LambdaPermission,
+}
+
+impl ApiResources {
+    fn build(ctx: &Ctx<'_>, function: Handle<Function>) -> Self {
+        let api = RestApi {
+            id: ids::API,
+            name: ctx.stack.clone(),
+            binary_media_types: vec!["image/*", "multipart/form-data", "application/octet-stream"],
+            tags: ctx.tags.clone(),
+        };
+        let api_h = api.handle();
+        let proxy = ApiResource {
+            id: ids::API_PROXY_RESOURCE,
+            api: api_h,
+            path_part: "{proxy+}",
+        };
+        let root_method = ApiMethod {
+            id: ids::API_ROOT_METHOD,
+            api: api_h,
+            target: MethodTarget::Root,
+            function,
+        };
+        let proxy_method = ApiMethod {
+            id: ids::API_PROXY_METHOD,
+            api: api_h,
+            target: MethodTarget::Resource(proxy.handle()),
+            function,
+        };
+        let deployment = ApiDeployment {
+            id: ids::API_DEPLOYMENT,
+            api: api_h,
+            methods: vec![root_method.handle(), proxy_method.handle()],
+        };
+        let stage = ApiStage {
+            id: ids::API_STAGE,
+            api: api_h,
+            deployment: deployment.handle(),
+            name: ctx.stage.to_owned(),
+            tags: ctx.tags.clone(),
+        };
+        let permission = LambdaPermission {
+            id: ids::API_PERMISSION,
+            function,
+            // Only this API's stage may invoke the function, any method and path.
+            source_arn: regional_arn("execute-api")
+                .var(api_h.api_id())
+                .lit(format!("/{}/*/*", ctx.stage))
+                .build(),
+        };
+        Self {
+            api,
+            proxy,
+            root_method,
+            proxy_method,
+            deployment,
+            stage,
+            permission,
+        }
+    }
+
+    fn into_resources(self) -> [Resource; 7] {
+        [
+            Resource::RestApi(self.api),
+            Resource::ApiResource(self.proxy),
+            Resource::ApiMethod(self.root_method),
+            Resource::ApiMethod(self.proxy_method),
+            Resource::ApiDeployment(self.deployment),
+            Resource::ApiStage(self.stage),
+            Resource::LambdaPermission(self.permission),
+        ]
+    }
+}
+
+fn outputs(
+    ctx: &Ctx<'_>,
+    bucket: &Bucket,
+    table: &Table,
+    pool: &UserPool,
+    client: &UserPoolClient,
+    function: &Function,
+    api: &RestApi,
+) -> Vec<Output> {
+    let output = |id, description, value| Output {
+        id,
+        description,
+        value,
+    };
+    vec![
+        output(
+            ids::OUT_API_URL,
+            "URL of the app",
+            api_url(ctx.target, api.handle(), ctx.stage),
+        ),
+        output(
+            ids::OUT_STATIC_URL,
+            "Base URL of the public static assets",
+            static_url(ctx.target, bucket.handle()),
+        ),
+        output(
+            ids::OUT_BUCKET_NAME,
+            "Bucket of photos (private) and static assets (public-read)",
+            bucket.handle().name().into(),
+        ),
+        output(
+            ids::OUT_TABLE_NAME,
+            "DynamoDB table of photos",
+            table.handle().name().into(),
+        ),
+        output(
+            ids::OUT_USER_POOL_ID,
+            "Cognito user pool",
+            pool.handle().pool_id().into(),
+        ),
+        output(
+            ids::OUT_USER_POOL_CLIENT_ID,
+            "Cognito app client of the web app",
+            client.handle().client_id().into(),
+        ),
+        output(
+            ids::OUT_FUNCTION_NAME,
+            "Lambda function serving the app",
+            function.handle().name().into(),
+        ),
+    ]
+}
+
+fn strings<T: AsRef<str>>(items: &[T]) -> Vec<String> {
+    items.iter().map(|i| i.as_ref().to_owned()).collect()
+}
+
+/// The stage file's tags plus two that say which stage a resource belongs to.
+fn tags(config: &StageConfig, stage: &str) -> Tags {
+    let mut tags: Tags = config
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+        .collect();
+    for (key, value) in [
+        ("deployer:app", config.app.as_str()),
+        ("deployer:stage", stage),
+    ] {
+        if !tags.iter().any(|(k, _)| k == key) {
+            tags.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    tags.sort();
+    tags
+}
+
+/// Least privilege for the app: named actions on known ARNs only.
+fn app_statements(
+    table: Handle<Table>,
+    bucket: Handle<Bucket>,
+    pool: Handle<UserPool>,
+    log_group: Handle<LogGroup>,
+) -> Vec<Statement> {
+    let allow = |sid, actions, resources| Statement {
+        sid,
+        effect: Effect::Allow,
+        principal: None,
+        actions,
+        resources,
+        condition: None,
+    };
+    vec![
+        allow(
+            "PhotoTable",
+            vec![
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ],
+            vec![
+                table.arn().into(),
+                Sub::new().var(table.arn()).lit("/index/*").build(),
+            ],
+        ),
+        allow(
+            "PhotoObjects",
+            vec!["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            vec![
+                Sub::new()
+                    .var(bucket.arn())
+                    .lit(format!("/{PHOTOS_PREFIX}*"))
+                    .build(),
+            ],
+        ),
+        Statement {
+            condition: Some(Expr::map([(
+                "StringLike",
+                Expr::map([("s3:prefix", Expr::str(format!("{PHOTOS_PREFIX}*")))]),
+            )])),
+            ..allow(
+                "ListOwnPhotos",
+                vec!["s3:ListBucket"],
+                vec![bucket.arn().into()],
+            )
+        },
+        allow(
+            "UserPoolClientSecret",
+            vec!["cognito-idp:DescribeUserPoolClient"],
+            vec![pool.arn().into()],
+        ),
+        allow(
+            "OwnLogs",
+            vec!["logs:CreateLogStream", "logs:PutLogEvents"],
+            vec![log_group.arn().into()],
+        ),
+    ]
+}
+
+/// The function's settings; the app reads them at start-up.
+fn environment(ctx: &Ctx<'_>, deps: &AppDeps) -> Vec<(&'static str, Expr)> {
+    let config = ctx.config;
+    let mut env = vec![
+        ("STAGE", Expr::str(ctx.stage)),
+        ("TABLE_NAME", deps.table.name().into()),
+        ("BUCKET_NAME", deps.bucket.name().into()),
+        ("USER_POOL_ID", deps.pool.pool_id().into()),
+        ("USER_POOL_CLIENT_ID", deps.client.client_id().into()),
+        ("COGNITO_ISSUER", cognito_issuer(deps.pool)),
+        ("STATIC_URL", static_url(ctx.target, deps.bucket)),
+        (
+            "THUMBNAIL_WIDTH",
+            Expr::str(config.thumbnail.width.to_string()),
+        ),
+        (
+            "THUMBNAIL_HEIGHT",
+            Expr::str(config.thumbnail.height.to_string()),
+        ),
+        (
+            "MAX_UPLOAD_BYTES",
+            Expr::str((u64::from(config.photos.max_upload_mb.get()) * 1024 * 1024).to_string()),
+        ),
+        // API Gateway REST events carry the stage in the path; routes don't.
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", Expr::str("true")),
+    ];
+    env.extend(endpoint_override::function_environment(
+        ctx.target, deps.pool,
+    ));
+    env
+}
+
+/// The token issuer, built with `Fn::Sub` (`GetAtt UserPool.ProviderURL` is not
+/// supported by the emulator, and this form is equally right on AWS).
+fn cognito_issuer(pool: Handle<UserPool>) -> Expr {
+    Sub::new()
+        .lit("https://cognito-idp.")
+        .pseudo(Pseudo::Region)
+        .lit(".")
+        .pseudo(Pseudo::UrlSuffix)
+        .lit("/")
+        .var(pool.pool_id())
+        .build()
+}
+
+fn api_url(target: &Target, api: Handle<RestApi>, stage: &str) -> Expr {
+    match target {
+        Target::Aws => Sub::new()
+            .lit("https://")
+            .var(api.api_id())
+            .lit(".execute-api.")
+            .pseudo(Pseudo::Region)
+            .lit(".")
+            .pseudo(Pseudo::UrlSuffix)
+            .lit(format!("/{stage}/"))
+            .build(),
+        Target::Endpoint(url) => endpoint_override::api_url(url, api, stage),
+    }
+}
+
+fn static_url(target: &Target, bucket: Handle<Bucket>) -> Expr {
+    match target {
+        Target::Aws => Sub::new()
+            .lit("https://")
+            .var(bucket.name())
+            .lit(".s3.")
+            .pseudo(Pseudo::Region)
+            .lit(".")
+            .pseudo(Pseudo::UrlSuffix)
+            .lit(format!("/{STATIC_PREFIX}"))
+            .build(),
+        Target::Endpoint(url) => endpoint_override::static_url(url, bucket),
+    }
+}
+
+/// What changes when a stage is deployed to an AWS-compatible endpoint (the
+/// local emulator) instead of AWS. Everything here exists only because the
+/// emulator differs from AWS (see EMULATOR.md); nothing here applies on AWS.
+pub mod endpoint_override {
+    use super::{Bucket, Expr, Handle, RestApi, STATIC_PREFIX, Sub, Target, UserPool};
+
+    /// The emulator does not hand its endpoint to functions: tell the SDK in the
+    /// function where AWS is, and where the pool's signing keys are served.
+    pub fn function_environment(
+        target: &Target,
+        pool: Handle<UserPool>,
+    ) -> Vec<(&'static str, Expr)> {
+        match target {
+            Target::Aws => Vec::new(),
+            Target::Endpoint(url) => vec![
+                ("AWS_ENDPOINT_URL", Expr::str(url.as_str())),
+                (
+                    "COGNITO_JWKS_URL",
+                    Sub::new()
+                        .lit(format!("{url}/"))
+                        .var(pool.pool_id())
+                        .lit("/.well-known/jwks.json")
+                        .build(),
+                ),
+            ],
+        }
+    }
+
+    /// The emulator serves a REST API at `http://<api-id>.execute-api.localhost:<port>/<stage>/`
+    /// when it listens on loopback, and under `/_aws/execute-api/<api-id>/<stage>/` otherwise.
+    pub fn api_url(endpoint: &str, api: Handle<RestApi>, stage: &str) -> Expr {
+        let (scheme, authority) = endpoint.split_once("://").unwrap_or(("http", endpoint));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
+        if matches!(host, "127.0.0.1" | "localhost") {
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            Sub::new()
+                .lit(format!("{scheme}://"))
+                .var(api.api_id())
+                .lit(format!(".execute-api.localhost{port}/{stage}/"))
+                .build()
+        } else {
+            Sub::new()
+                .lit(format!("{endpoint}/_aws/execute-api/"))
+                .var(api.api_id())
+                .lit(format!("/{stage}/"))
+                .build()
+        }
+    }
+
+    /// Path-style addressing: `<endpoint>/<bucket>/static/`.
+    pub fn static_url(endpoint: &str, bucket: Handle<Bucket>) -> Expr {
+        Sub::new()
+            .lit(format!("{endpoint}/"))
+            .var(bucket.name())
+            .lit(format!("/{STATIC_PREFIX}"))
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::{StageConfig, StageName};
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+
+    fn stage(text: &str) -> Stage {
+        Stage {
+            name: StageName::parse("dev").unwrap(),
+            path: PathBuf::from("stacks/dev.yaml"),
+            config: StageConfig::parse(text, &PathBuf::from("stacks/dev.yaml")).unwrap(),
+        }
+    }
+
+    const DEV: &str =
+        "app: cloudalbum\nregion: ap-southeast-1\ntable: { read_capacity: 7, write_capacity: 9 }\n";
+
+    #[test]
+    fn every_reference_points_at_a_declared_resource_or_parameter() {
+        let model = StageModel::build(&stage(DEV), &Target::Aws);
+        let declared: BTreeSet<String> = model
+            .resources
+            .iter()
+            .map(Resource::id)
+            .chain(model.parameters.iter().map(|p| p.id))
+            .map(|id| id.to_string())
+            .collect();
+        assert_eq!(
+            declared.len(),
+            model.resources.len() + model.parameters.len()
+        );
+        let synthesized = crate::synth::synthesize(&model);
+        for id in synthesized.referenced_ids() {
+            assert!(
+                declared.contains(&id),
+                "{id} is referenced but not declared"
+            );
+        }
+    }
+
+    #[test]
+    fn no_wildcard_actions_and_no_wildcard_resources_in_the_app_role() {
+        let model = StageModel::build(&stage(DEV), &Target::Aws);
+        let role = model
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::Role(role) => Some(role),
+                _ => None,
+            })
+            .unwrap();
+        for statement in &role.statements {
+            assert_eq!(statement.effect, Effect::Allow);
+            for action in &statement.actions {
+                assert!(!action.contains('*'), "{action}");
+            }
+            for resource in &statement.resources {
+                assert_ne!(resource, &Expr::str("*"));
+                assert!(!resource.targets().is_empty(), "{resource:?} names no ARN");
+            }
+        }
+    }
+
+    #[test]
+    fn capacity_is_a_literal_number_from_the_stage_file() {
+        let model = StageModel::build(&stage(DEV), &Target::Aws);
+        let table = model
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::Table(t) => Some(t),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((table.read_capacity, table.write_capacity), (7, 9));
+    }
+
+    #[test]
+    fn endpoint_environment_only_when_targeting_an_endpoint() {
+        let aws = StageModel::build(&stage(DEV), &Target::Aws);
+        let local = StageModel::build(
+            &stage(DEV),
+            &Target::Endpoint("http://127.0.0.1:4566".to_owned()),
+        );
+        let env_names = |model: &StageModel| -> Vec<&'static str> {
+            model
+                .resources
+                .iter()
+                .find_map(|r| match r {
+                    Resource::Function(f) => Some(f.environment.iter().map(|(k, _)| *k).collect()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert!(!env_names(&aws).contains(&"AWS_ENDPOINT_URL"));
+        assert!(env_names(&local).contains(&"AWS_ENDPOINT_URL"));
+        assert!(env_names(&local).contains(&"COGNITO_JWKS_URL"));
+    }
+
+    #[test]
+    fn emulator_api_url_uses_the_execute_api_localhost_host() {
+        let api = Handle::<RestApi>::new(ids::API);
+        assert_eq!(
+            endpoint_override::api_url("http://127.0.0.1:4566", api, "local").to_json(),
+            serde_json::json!({"Fn::Sub": "http://${Api}.execute-api.localhost:4566/local/"})
+        );
+        assert_eq!(
+            endpoint_override::api_url("http://emu.internal:80", api, "local").to_json(),
+            serde_json::json!({"Fn::Sub": "http://emu.internal:80/_aws/execute-api/${Api}/local/"})
+        );
+    }
+
+    #[test]
+    fn tags_merge_stage_file_and_deployer_tags_sorted() {
+        let s = stage("app: cloudalbum\nregion: us-east-1\ntags: { team: album }\n");
+        assert_eq!(
+            tags(&s.config, "dev"),
+            vec![
+                ("deployer:app".to_owned(), "cloudalbum".to_owned()),
+                ("deployer:stage".to_owned(), "dev".to_owned()),
+                ("team".to_owned(), "album".to_owned()),
+            ]
+        );
+    }
+}

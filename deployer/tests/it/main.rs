@@ -1,0 +1,8 @@
+//! Integration tests of the `deployer` crate: one test binary, a module per feature.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod lint;
+mod support;
+mod templates;

@@ -1,0 +1,249 @@
+//! Snapshots of every stage's template, and what each template must hold.
+
+use std::collections::BTreeSet;
+
+use deployer::stage::Stage;
+use deployer::synth::Format;
+use serde_json::{Value, json};
+
+use crate::support::{project_dir, stages, template};
+
+#[test]
+fn every_stage_template_matches_its_snapshot() {
+    for stage in stages() {
+        let yaml = template(&stage, None).render(Format::Yaml).unwrap();
+        insta::assert_snapshot!(format!("template_{stage}"), yaml);
+    }
+}
+
+#[test]
+fn templates_are_deterministic() {
+    for stage in stages() {
+        let a = template(&stage, None);
+        let b = template(&stage, None);
+        assert_eq!(
+            a.render(Format::Yaml).unwrap(),
+            b.render(Format::Yaml).unwrap()
+        );
+        assert_eq!(
+            a.render(Format::Json).unwrap(),
+            b.render(Format::Json).unwrap()
+        );
+    }
+}
+
+#[test]
+fn templates_fit_the_inline_limit() {
+    for stage in stages() {
+        let t = template(&stage, None);
+        assert!(t.fits_inline(), "{stage}: {} bytes", t.body().len());
+    }
+}
+
+fn resource_types(t: &Value) -> BTreeSet<String> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| r["Type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn resource_of_type<'a>(t: &'a Value, kind: &str) -> &'a Value {
+    let mut found = t["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == kind);
+    let first = found.next().unwrap_or_else(|| panic!("no {kind}"));
+    assert!(found.next().is_none(), "more than one {kind}");
+    first
+}
+
+#[test]
+fn every_required_resource_type_and_output_is_present() {
+    for stage in stages() {
+        let t = template(&stage, None);
+        let types = resource_types(t.as_json());
+        for kind in [
+            "AWS::S3::Bucket",
+            "AWS::DynamoDB::Table",
+            "AWS::Cognito::UserPool",
+            "AWS::Cognito::UserPoolClient",
+            "AWS::Cognito::UserPoolDomain",
+            "AWS::IAM::Role",
+            "AWS::Logs::LogGroup",
+            "AWS::Lambda::Function",
+            "AWS::ApiGateway::RestApi",
+            "AWS::ApiGateway::Resource",
+            "AWS::ApiGateway::Method",
+            "AWS::ApiGateway::Deployment",
+            "AWS::ApiGateway::Stage",
+            "AWS::Lambda::Permission",
+        ] {
+            assert!(types.contains(kind), "{stage}: no {kind}");
+        }
+        let outputs: BTreeSet<&str> = t.as_json()["Outputs"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            outputs,
+            BTreeSet::from([
+                "ApiUrl",
+                "StaticUrl",
+                "BucketName",
+                "TableName",
+                "UserPoolId",
+                "UserPoolClientId",
+                "FunctionName"
+            ])
+        );
+    }
+}
+
+#[test]
+fn bucket_cors_equals_the_stage_file() {
+    for stage_name in stages() {
+        let stage = Stage::load(&project_dir(), &stage_name).unwrap();
+        let t = template(&stage_name, None);
+        let rule = &resource_of_type(t.as_json(), "AWS::S3::Bucket")["Properties"]["CorsConfiguration"]
+            ["CorsRules"][0];
+        let cfg = &stage.config.bucket;
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            strings(&rule["AllowedOrigins"]),
+            cfg.cors_allowed_origins
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            strings(&rule["AllowedMethods"]),
+            cfg.cors_allowed_methods
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            strings(&rule["AllowedHeaders"]),
+            cfg.cors_allowed_headers
+                .iter()
+                .map(|h| h.as_str().to_owned())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(rule["MaxAge"], json!(cfg.cors_max_age.get()));
+    }
+}
+
+#[test]
+fn table_capacity_and_retention_follow_the_stage_file() {
+    for stage_name in stages() {
+        let stage = Stage::load(&project_dir(), &stage_name).unwrap();
+        let t = template(&stage_name, None);
+        let table = resource_of_type(t.as_json(), "AWS::DynamoDB::Table");
+        let throughput = &table["Properties"]["ProvisionedThroughput"];
+        assert_eq!(
+            throughput["ReadCapacityUnits"],
+            json!(stage.config.table.read_capacity.get())
+        );
+        assert_eq!(
+            throughput["WriteCapacityUnits"],
+            json!(stage.config.table.write_capacity.get())
+        );
+        let policy = if stage.config.retain_data {
+            "Retain"
+        } else {
+            "Delete"
+        };
+        for kind in ["AWS::DynamoDB::Table", "AWS::S3::Bucket"] {
+            let r = resource_of_type(t.as_json(), kind);
+            assert_eq!(r["DeletionPolicy"], policy, "{stage_name} {kind}");
+            assert_eq!(r["UpdateReplacePolicy"], policy, "{stage_name} {kind}");
+        }
+        assert_eq!(
+            table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            json!(stage.config.retain_data)
+        );
+    }
+}
+
+#[test]
+fn prod_retains_data_and_dev_does_not() {
+    let prod = template("prod", None);
+    let dev = template("dev", None);
+    assert_eq!(
+        resource_of_type(prod.as_json(), "AWS::S3::Bucket")["DeletionPolicy"],
+        "Retain"
+    );
+    assert_eq!(
+        resource_of_type(dev.as_json(), "AWS::S3::Bucket")["DeletionPolicy"],
+        "Delete"
+    );
+}
+
+#[test]
+fn role_policy_has_no_wildcard_actions() {
+    for stage in stages() {
+        let t = template(&stage, None);
+        let role = resource_of_type(t.as_json(), "AWS::IAM::Role");
+        for policy in role["Properties"]["Policies"].as_array().unwrap() {
+            for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                for action in statement["Action"].as_array().unwrap() {
+                    assert!(!action.as_str().unwrap().contains('*'), "{action}");
+                }
+                for resource in statement["Resource"].as_array().unwrap() {
+                    assert_ne!(resource, "*");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn function_runs_provided_al2023_with_code_from_parameters() {
+    let t = template("dev", None);
+    let f = &resource_of_type(t.as_json(), "AWS::Lambda::Function")["Properties"];
+    assert_eq!(f["Runtime"], "provided.al2023");
+    assert_eq!(f["Handler"], "bootstrap");
+    assert_eq!(f["Code"]["S3Bucket"], json!({"Ref": "CodeBucket"}));
+    assert_eq!(f["Code"]["S3Key"], json!({"Ref": "CodeKey"}));
+    let env = f["Environment"]["Variables"].as_object().unwrap();
+    for name in [
+        "TABLE_NAME",
+        "BUCKET_NAME",
+        "USER_POOL_ID",
+        "USER_POOL_CLIENT_ID",
+        "STAGE",
+    ] {
+        assert!(env.contains_key(name), "{name}");
+    }
+    assert!(!env.contains_key("AWS_ENDPOINT_URL"));
+    // The issuer is built with Fn::Sub, never GetAtt ProviderURL.
+    assert!(!t.body().contains("ProviderURL"));
+}
+
+#[test]
+fn an_endpoint_adds_the_emulator_settings_only() {
+    let aws = template("dev", None);
+    let local = template("dev", Some("http://127.0.0.1:4599"));
+    let env = |t: &deployer::synth::Template| {
+        resource_of_type(t.as_json(), "AWS::Lambda::Function")["Properties"]["Environment"]
+            ["Variables"]
+            .clone()
+    };
+    assert_eq!(env(&local)["AWS_ENDPOINT_URL"], "http://127.0.0.1:4599");
+    assert!(env(&aws).get("AWS_ENDPOINT_URL").is_none());
+    assert_eq!(
+        local.as_json()["Outputs"]["ApiUrl"]["Value"],
+        json!({"Fn::Sub": "http://${Api}.execute-api.localhost:4599/dev/"})
+    );
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The project's test command: installs the tools the tests use, then runs every
+# test of the workspace (unit, snapshot, cfn-lint, CLI).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/tools.sh
+cargo test --workspace --locked "$@"
