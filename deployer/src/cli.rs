@@ -21,7 +21,7 @@ pub struct Cli {
 }
 
 /// Options every subcommand takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Stage to act on: the file `stacks/<STAGE>.yaml`.
     #[arg(long, global = true, default_value = "dev", env = "DEPLOYER_STAGE")]

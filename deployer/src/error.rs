@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::artifact::ArtifactError;
+use crate::assets::AssetsError;
+use crate::aws::AwsError;
+use crate::cfn::CfnError;
+use crate::localcloud::LocalCloudError;
 use crate::stage::StageError;
 use crate::synth::SynthError;
 
@@ -19,6 +24,16 @@ pub enum Error {
     Stage(#[from] StageError),
     #[error(transparent)]
     Synth(#[from] SynthError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Cfn(#[from] CfnError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Assets(#[from] AssetsError),
+    #[error(transparent)]
+    LocalCloud(#[from] LocalCloudError),
     #[error(
         "no `stacks/` folder in `{}` or any parent; run `deployer` from the project root or pass `--project-dir`",
         start.display()
@@ -31,19 +46,48 @@ pub enum Error {
     },
     #[error("cannot find the current folder: {0}")]
     CurrentDir(std::io::Error),
-    #[error("`deployer {0}` is not implemented yet; `deployer synth` works today")]
-    NotImplemented(&'static str),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(
+        "stage `{stage}` is not deployed: there is no stack `{stack}` on {target}; deploy it with `deployer up --stage {stage}`"
+    )]
+    NotDeployed {
+        stage: String,
+        stack: String,
+        target: String,
+    },
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "{action} needs confirmation, and this is not an interactive terminal; pass `--yes` to go ahead"
+    )]
+    NeedsConfirmation { action: String },
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
+            Self::Aws(e) => e.exit_code(),
+            Self::Cfn(e) => e.exit_code(),
+            Self::Artifact(ArtifactError::Aws(e)) | Self::Assets(AssetsError::Aws(e)) => {
+                e.exit_code()
+            }
             Self::Stage(_)
             | Self::ProjectNotFound { .. }
-            | Self::NotImplemented(_)
             | Self::Write { .. }
             | Self::CurrentDir(_)
-            | Self::Synth(_) => exit::INVALID_INPUT,
+            | Self::Synth(_)
+            | Self::NeedsConfirmation { .. }
+            | Self::Artifact(ArtifactError::Architecture { .. }) => exit::INVALID_INPUT,
+            Self::Artifact(_)
+            | Self::Assets(_)
+            | Self::LocalCloud(_)
+            | Self::Runtime(_)
+            | Self::NotDeployed { .. }
+            | Self::Failed(_)
+            | Self::Refused(_) => exit::DEPLOY_FAILED,
         }
     }
 }

@@ -4,12 +4,18 @@
 //! (typed resources) → [`synth`] (the template) → change set → apply → report.
 //! Commands in [`commands`] only orchestrate.
 
+pub mod artifact;
+pub mod assets;
+pub mod aws;
+pub mod cfn;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod intrinsic;
+pub mod localcloud;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod stage;
 pub mod synth;
 
@@ -22,7 +28,7 @@ use cli::{Cli, Command};
 use output::Printer;
 
 /// What every command gets: where the project is, and how to print.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub project_dir: PathBuf,
     pub printer: Printer,
@@ -45,10 +51,25 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         printer,
         global: cli.global,
     };
-    match &cli.command {
-        Command::Synth(args) => commands::synth::run(&context, args),
-        other => Err(Error::NotImplemented(other.name())),
+    if let Command::Synth(args) = &cli.command {
+        // No AWS, no runtime.
+        return commands::synth::run(&context, args);
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Synth(args) => commands::synth::run(&context, args),
+            Command::Plan => commands::plan::run(&context).await,
+            Command::Up => commands::up::run(&context).await,
+            Command::Url => commands::url::run(&context).await,
+            Command::Status => commands::status::run(&context).await,
+            Command::Down(args) => commands::down::run(&context, args).await,
+            Command::Local(args) => commands::local::run(&context, args).await,
+        }
+    })
 }
 
 /// The nearest folder, from `start` upwards, that holds `stacks/`.

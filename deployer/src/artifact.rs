@@ -1,0 +1,353 @@
+//! The function's code: build the app's `bootstrap` in release mode, check it
+//! runs on Lambda's `provided.al2023`, zip it deterministically, and upload it
+//! to the artifacts bucket under its SHA-256 (an unchanged build uploads nothing).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use crate::aws::{Aws, AwsError};
+use crate::commands::synth::hex;
+use crate::stage::Architecture;
+
+/// `provided.al2023` ships glibc 2.34: the binary must not need a newer one.
+pub const MAX_GLIBC: (u32, u32) = (2, 34);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot run `cargo` to build the app: {0}; install Rust with rustup")]
+    Cargo(std::io::Error),
+    #[error(
+        "building the app's `bootstrap` failed (exit {code:?}); the compiler's messages are above"
+    )]
+    BuildFailed { code: Option<i32> },
+    #[error(
+        "cargo built no `bootstrap` executable; check `app/Cargo.toml` declares the `bootstrap` bin"
+    )]
+    NoExecutable,
+    #[error(
+        "the stage wants `{wanted}` but this machine builds `{host}`; set `function.architecture: {host}` in the stage file, or build on an `{wanted}` machine"
+    )]
+    Architecture {
+        wanted: &'static str,
+        host: &'static str,
+    },
+    #[error(
+        "`{}` needs glibc {found}, newer than the {}.{} of Lambda's provided.al2023; build on an older system or for a musl target",
+        path.display(), MAX_GLIBC.0, MAX_GLIBC.1
+    )]
+    Glibc { path: PathBuf, found: String },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot zip the bootstrap: {0}")]
+    Zip(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// A zipped `bootstrap`, named by its content.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub zip: Vec<u8>,
+    pub sha256: String,
+    /// `bootstrap/<sha256>.zip`
+    pub key: String,
+}
+
+impl Artifact {
+    pub fn from_binary(binary: &[u8]) -> Result<Self, ArtifactError> {
+        let zip = deterministic_zip(binary)?;
+        let sha256 = hex(&Sha256::digest(&zip));
+        Ok(Self {
+            key: format!("bootstrap/{sha256}.zip"),
+            zip,
+            sha256,
+        })
+    }
+}
+
+/// A zip with one entry, `bootstrap`, mode 0755, dated 1980-01-01: the same
+/// binary always gives the same bytes.
+pub fn deterministic_zip(binary: &[u8]) -> Result<Vec<u8>, ArtifactError> {
+    use zip::write::SimpleFileOptions;
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(6))
+        .unix_permissions(0o755)
+        .last_modified_time(zip::DateTime::default());
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("bootstrap", options)
+        .map_err(|e| ArtifactError::Zip(e.to_string()))?;
+    writer
+        .write_all(binary)
+        .map_err(|e| ArtifactError::Zip(e.to_string()))?;
+    let cursor = writer
+        .finish()
+        .map_err(|e| ArtifactError::Zip(e.to_string()))?;
+    Ok(cursor.into_inner())
+}
+
+fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        "x86_64" => "x86_64",
+        other => other,
+    }
+}
+
+/// Builds `bootstrap` in release mode (stripped, see `[profile.release]`) and
+/// returns its path. Cargo's own progress goes to stderr unless `quiet`.
+pub fn build_bootstrap(
+    project_dir: &Path,
+    architecture: Architecture,
+    quiet: bool,
+) -> Result<PathBuf, ArtifactError> {
+    let host = host_architecture();
+    if architecture.as_str() != host {
+        return Err(ArtifactError::Architecture {
+            wanted: architecture.as_str(),
+            host,
+        });
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(cargo)
+        .current_dir(project_dir)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--bin",
+            "bootstrap",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(quiet.then_some("--quiet"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if quiet {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
+        .spawn()
+        .map_err(ArtifactError::Cargo)?;
+    let mut executable = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if message["reason"] == "compiler-artifact"
+                && message["target"]["name"] == "bootstrap"
+                && let Some(path) = message["executable"].as_str()
+            {
+                executable = Some(PathBuf::from(path));
+            }
+        }
+    }
+    let status = child.wait().map_err(ArtifactError::Cargo)?;
+    if !status.success() {
+        return Err(ArtifactError::BuildFailed {
+            code: status.code(),
+        });
+    }
+    executable.ok_or(ArtifactError::NoExecutable)
+}
+
+/// Reads a built binary and checks the glibc it needs.
+pub fn read_checked(path: &Path) -> Result<Vec<u8>, ArtifactError> {
+    let binary = std::fs::read(path).map_err(|source| ArtifactError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if let Some((major, minor)) = newest_glibc(&binary)
+        && (major, minor) > MAX_GLIBC
+    {
+        return Err(ArtifactError::Glibc {
+            path: path.to_owned(),
+            found: format!("{major}.{minor}"),
+        });
+    }
+    Ok(binary)
+}
+
+/// The newest `GLIBC_x.y` symbol version a binary names (its version needs
+/// live as strings in `.dynstr`), or `None` for a static binary.
+pub fn newest_glibc(binary: &[u8]) -> Option<(u32, u32)> {
+    const TAG: &[u8] = b"GLIBC_";
+    let mut newest = None;
+    let mut rest = binary;
+    while let Some(at) = rest.windows(TAG.len()).position(|w| w == TAG) {
+        let after = &rest[at + TAG.len()..];
+        let len = after
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b'.')
+            .count();
+        if let Ok(text) = std::str::from_utf8(&after[..len]) {
+            let mut parts = text.split('.').map(str::parse::<u32>);
+            if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {
+                newest = newest.max(Some((major, minor)));
+            }
+        }
+        rest = &after[len..];
+    }
+    newest
+}
+
+/// The name of the artifacts bucket of an account and region.
+pub fn bucket_name(account: &str, region: &str) -> String {
+    format!("deployer-artifacts-{account}-{region}")
+}
+
+/// The artifacts bucket of this account and region: private and encrypted,
+/// created on first use.
+pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError> {
+    use aws_sdk_s3::types::{
+        BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    let name = bucket_name(account, &aws.region);
+    if aws.s3.head_bucket().bucket(&name).send().await.is_ok() {
+        return Ok(name);
+    }
+    let mut create = aws.s3.create_bucket().bucket(&name);
+    if aws.region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(aws.region.as_str()))
+                .build(),
+        );
+    }
+    match create.send().await {
+        Ok(_) => {}
+        Err(e) => {
+            let err = AwsError::from_sdk("s3:CreateBucket", aws.target(), e);
+            // Another run created it a moment ago: fine.
+            if !err.is_code("BucketAlreadyOwnedByYou") {
+                return Err(err);
+            }
+        }
+    }
+    aws.s3
+        .put_public_access_block()
+        .bucket(&name)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:PutPublicAccessBlock", aws.target(), e))?;
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .map_err(|e| invalid_request("s3:PutBucketEncryption", aws, &e))?,
+        )
+        .build();
+    aws.s3
+        .put_bucket_encryption()
+        .bucket(&name)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(rule)
+                .build()
+                .map_err(|e| invalid_request("s3:PutBucketEncryption", aws, &e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:PutBucketEncryption", aws.target(), e))?;
+    Ok(name)
+}
+
+fn invalid_request(action: &'static str, aws: &Aws, err: &dyn std::fmt::Display) -> AwsError {
+    AwsError {
+        action,
+        target: aws.target(),
+        kind: crate::aws::ErrorKind::Other,
+        code: None,
+        message: err.to_string(),
+    }
+}
+
+/// Uploads `bytes` under `key` unless an object is already there (keys are
+/// content hashes, so an existing key holds the same bytes). Returns whether
+/// it uploaded.
+pub async fn upload_if_missing(
+    aws: &Aws,
+    bucket: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<bool, AwsError> {
+    if aws
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(false);
+    }
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(bytes.to_vec().into())
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:PutObject", aws.target(), e))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zips_are_byte_identical_and_executable() {
+        let a = deterministic_zip(b"#!/bin/sh\necho hi\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let b = deterministic_zip(b"#!/bin/sh\necho hi\n").unwrap();
+        assert_eq!(a, b);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
+        assert_eq!(archive.len(), 1);
+        let entry = archive.by_index(0).unwrap();
+        assert_eq!(entry.name(), "bootstrap");
+        assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+        let date = entry.last_modified().unwrap();
+        assert_eq!((date.year(), date.month(), date.day()), (1980, 1, 1));
+    }
+
+    #[test]
+    fn artifact_key_is_the_zip_hash() {
+        let artifact = Artifact::from_binary(b"binary").unwrap();
+        assert_eq!(artifact.key, format!("bootstrap/{}.zip", artifact.sha256));
+        assert_eq!(artifact.sha256.len(), 64);
+        assert_ne!(
+            Artifact::from_binary(b"other").unwrap().sha256,
+            artifact.sha256
+        );
+    }
+
+    #[test]
+    fn newest_glibc_version_is_found() {
+        let bytes = b"\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.17\0GLIBC_PRIVATE\0";
+        assert_eq!(newest_glibc(bytes), Some((2, 34)));
+        assert_eq!(newest_glibc(b"static binary"), None);
+        assert!(newest_glibc(b"\0GLIBC_2.38\0").unwrap() > MAX_GLIBC);
+    }
+}

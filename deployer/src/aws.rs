@@ -1,0 +1,302 @@
+//! AWS clients and what an AWS failure means for the user.
+//!
+//! Clients are built once per command from one `SdkConfig`: region (stage file
+//! or `--region`), profile (`--profile`), endpoint (`--endpoint-url` or the
+//! stage file's `endpoint_url`). Every SDK failure becomes an [`AwsError`] that
+//! names the action, says what happened and what to do, and picks the exit code.
+
+use std::fmt;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::exit;
+
+/// The clients a command needs, sharing one configuration.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub cfn: aws_sdk_cloudformation::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub region: String,
+    /// `Some` when the calls go to an AWS-compatible endpoint, not AWS.
+    pub endpoint: Option<String>,
+}
+
+/// Where the calls go and as whom.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub region: String,
+    pub profile: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+impl Aws {
+    /// Loads the configuration and checks that credentials can be found,
+    /// before any call is made.
+    pub async fn connect(settings: &Settings) -> Result<Self, AwsError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()));
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(endpoint) = &settings.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let mut config = loader.load().await;
+        if let Err(problem) = check_credentials(&config).await {
+            match &settings.endpoint {
+                // Emulator difference: an AWS-compatible local endpoint accepts any
+                // key, and a developer running `deployer local` has no AWS account.
+                // Only for loopback endpoints; never for AWS.
+                Some(endpoint) if is_loopback(endpoint) => {
+                    config = config
+                        .into_builder()
+                        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                            aws_sdk_s3::config::Credentials::new(
+                                "local",
+                                "local",
+                                None,
+                                None,
+                                "loopback-emulator",
+                            ),
+                        ))
+                        .build();
+                }
+                _ => {
+                    return Err(AwsError::credentials(problem, settings.profile.as_deref()));
+                }
+            }
+        }
+        Ok(Self::from_config(&config, settings))
+    }
+
+    fn from_config(config: &SdkConfig, settings: &Settings) -> Self {
+        let mut s3 = aws_sdk_s3::config::Builder::from(config);
+        if settings.endpoint.is_some() {
+            // `<bucket>.127.0.0.1` cannot resolve: address buckets by path.
+            s3 = s3.force_path_style(true);
+        }
+        Self {
+            cfn: aws_sdk_cloudformation::Client::new(config),
+            ddb: aws_sdk_dynamodb::Client::new(config),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            sts: aws_sdk_sts::Client::new(config),
+            region: settings.region.clone(),
+            endpoint: settings.endpoint.clone(),
+        }
+    }
+
+    /// The account the credentials belong to.
+    pub async fn account_id(&self) -> Result<String, AwsError> {
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", self.target(), e))?;
+        identity.account.ok_or_else(|| AwsError {
+            action: "sts:GetCallerIdentity",
+            target: self.target(),
+            kind: ErrorKind::Other,
+            code: None,
+            message: "the answer named no account".to_owned(),
+        })
+    }
+
+    /// What the calls go to, for messages: `AWS (region)` or the endpoint.
+    pub fn target(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => format!("endpoint {endpoint}"),
+            None => format!("AWS ({})", self.region),
+        }
+    }
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    let authority = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+async fn check_credentials(config: &SdkConfig) -> Result<(), String> {
+    use aws_sdk_s3::config::ProvideCredentials;
+    let Some(provider) = config.credentials_provider() else {
+        return Err("no credentials provider is configured".to_owned());
+    };
+    provider
+        .provide_credentials()
+        .await
+        .map(drop)
+        .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+}
+
+/// The kind of failure, which decides the exit code and the advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Credentials,
+    AccessDenied,
+    Unreachable,
+    Other,
+}
+
+/// One failed AWS call, explained.
+#[derive(Debug, Clone)]
+pub struct AwsError {
+    /// The IAM action, e.g. `cloudformation:CreateChangeSet`.
+    pub action: &'static str,
+    pub target: String,
+    pub kind: ErrorKind,
+    /// The service's error code, e.g. `ValidationError`.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl std::error::Error for AwsError {}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            action,
+            target,
+            message,
+            ..
+        } = self;
+        match self.kind {
+            ErrorKind::Credentials => write!(
+                f,
+                "no usable AWS credentials: {message}; set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN` for temporary ones), or name a profile from ~/.aws/config with `--profile` or `AWS_PROFILE` (`aws configure` or `aws sso login` creates one)"
+            ),
+            ErrorKind::AccessDenied => write!(
+                f,
+                "`{action}` was denied on {target}: {message}; allow `{action}` for your IAM user or role, or use `--profile` for one that has it"
+            ),
+            ErrorKind::Unreachable => write!(
+                f,
+                "cannot reach {target} for `{action}`: {message}; check the network and `--region`/`--endpoint-url` (for the local stage, start the emulator with `deployer local`)"
+            ),
+            ErrorKind::Other => match &self.code {
+                Some(code) => write!(f, "`{action}` failed on {target}: {code}: {message}"),
+                None => write!(f, "`{action}` failed on {target}: {message}"),
+            },
+        }
+    }
+}
+
+impl AwsError {
+    pub fn credentials(problem: String, profile: Option<&str>) -> Self {
+        let message = match profile {
+            Some(profile) => format!("profile `{profile}`: {problem}"),
+            None => problem,
+        };
+        Self {
+            action: "sts:GetCallerIdentity",
+            target: "AWS".to_owned(),
+            kind: ErrorKind::Credentials,
+            code: None,
+            message,
+        }
+    }
+
+    /// Explains an SDK error of `action`.
+    #[allow(clippy::needless_pass_by_value)] // takes the error over, as `map_err` hands it
+    pub fn from_sdk<E, R>(action: &'static str, target: String, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        let code = err.code().map(str::to_owned);
+        let kind = match (&err, code.as_deref()) {
+            (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => ErrorKind::Unreachable,
+            (
+                _,
+                Some(
+                    "AccessDenied"
+                    | "AccessDeniedException"
+                    | "UnauthorizedOperation"
+                    | "AuthorizationError",
+                ),
+            ) => ErrorKind::AccessDenied,
+            (
+                _,
+                Some(
+                    "InvalidClientTokenId"
+                    | "UnrecognizedClientException"
+                    | "ExpiredToken"
+                    | "ExpiredTokenException"
+                    | "SignatureDoesNotMatch"
+                    | "InvalidAccessKeyId",
+                ),
+            ) => ErrorKind::Credentials,
+            _ => ErrorKind::Other,
+        };
+        let message = err.message().map_or_else(
+            || aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
+            str::to_owned,
+        );
+        Self {
+            action,
+            target,
+            kind,
+            code,
+            message,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            ErrorKind::Credentials | ErrorKind::AccessDenied => exit::CREDENTIALS,
+            ErrorKind::Unreachable | ErrorKind::Other => exit::DEPLOY_FAILED,
+        }
+    }
+
+    /// The service's error code is `code`.
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_endpoints_are_recognised() {
+        assert!(is_loopback("http://127.0.0.1:4566"));
+        assert!(is_loopback("http://localhost:4566/"));
+        assert!(!is_loopback(
+            "https://cloudformation.us-east-1.amazonaws.com"
+        ));
+        assert!(!is_loopback("http://10.0.0.5:4566"));
+    }
+
+    #[test]
+    fn access_denied_names_the_action_and_the_fix() {
+        let err = AwsError {
+            action: "cloudformation:CreateChangeSet",
+            target: "AWS (us-east-1)".to_owned(),
+            kind: ErrorKind::AccessDenied,
+            code: Some("AccessDenied".to_owned()),
+            message: "User: arn:aws:iam::1:user/ci is not authorized".to_owned(),
+        };
+        let text = err.to_string();
+        assert!(text.starts_with("`cloudformation:CreateChangeSet` was denied"));
+        assert!(text.contains("allow `cloudformation:CreateChangeSet`"));
+        assert_eq!(err.exit_code(), 3);
+    }
+
+    #[test]
+    fn missing_credentials_name_the_variables_and_profile() {
+        let text =
+            AwsError::credentials("no providers in chain".to_owned(), Some("ci")).to_string();
+        assert!(text.contains("AWS_ACCESS_KEY_ID"));
+        assert!(text.contains("--profile"));
+        assert!(text.contains("profile `ci`"));
+    }
+}

@@ -1,0 +1,111 @@
+//! `deployer local`: the whole app on this machine, no AWS account.
+//!
+//! Starts (installing on first use) the local cloud on the port of
+//! `stacks/local.yaml`'s `endpoint_url`, deploys the `local` stage into it
+//! through exactly the `up` code path — so the real `bootstrap` runs as the
+//! Lambda function behind the emulated API Gateway — prints the URL, and
+//! stays up until Ctrl-C, which stops the emulator (saving its state in
+//! `.local-cloud/`, so photos survive a restart; `--fresh` starts over).
+
+use std::process::ExitCode;
+
+use super::Session;
+use crate::cli::LocalArgs;
+use crate::localcloud::{self, LocalCloud, StartOptions};
+use crate::stage::Stage;
+use crate::{Context, Error};
+
+/// The stage `deployer local` deploys.
+pub const LOCAL_STAGE: &str = "local";
+/// The emulator's port when the stage file names none.
+const DEFAULT_PORT: u16 = 4566;
+
+pub async fn run(context: &Context, args: &LocalArgs) -> Result<ExitCode, Error> {
+    let printer = context.printer;
+    let stage = Stage::load(&context.project_dir, LOCAL_STAGE)?;
+    let port = stage
+        .config
+        .endpoint_url
+        .as_ref()
+        .and_then(|url| url.as_str().trim_end_matches('/').rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(DEFAULT_PORT);
+    let data_dir = context.project_dir.join(localcloud::STATE_DIR);
+    if args.fresh {
+        if localcloud::is_healthy(port) {
+            return Err(Error::Refused(format!(
+                "a local cloud is already running on port {port}; stop it (Ctrl-C in its terminal) before `deployer local --fresh`"
+            )));
+        }
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir).map_err(|source| Error::Write {
+                path: data_dir.clone(),
+                source,
+            })?;
+        }
+    }
+    let exe = LocalCloud::install(&context.project_dir, &printer)?;
+    let mut cloud = LocalCloud::start(
+        &exe,
+        &StartOptions {
+            port,
+            data_dir,
+            persist: true,
+        },
+    )?;
+    printer.info(format_args!(
+        "local cloud {} at {} (state in `{}/`)",
+        if cloud.owned() {
+            "started"
+        } else {
+            "already running"
+        },
+        cloud.endpoint(),
+        localcloud::STATE_DIR
+    ));
+
+    let mut local = context.clone();
+    LOCAL_STAGE.clone_into(&mut local.global.stage);
+    local.global.endpoint_url = Some(cloud.endpoint());
+    local.global.yes = true;
+    let deployed = async {
+        let session = Session::open(&local).await?;
+        super::up::deploy(&local, &session).await
+    }
+    .await;
+    let report = match deployed {
+        Ok(report) => report,
+        Err(err) => {
+            cloud.stop();
+            return Err(err);
+        }
+    };
+    printer.result(&report);
+    if !cloud.owned() {
+        printer.info("the local cloud was already running and stays up; `deployer local` is done");
+        return Ok(ExitCode::SUCCESS);
+    }
+    printer.info(format_args!(
+        "CloudAlbum runs at {}; press Ctrl-C to stop the local cloud",
+        report.url.as_deref().unwrap_or("(no URL)")
+    ));
+    wait_for_stop().await;
+    printer.info("stopping the local cloud (saving its state)...");
+    cloud.stop();
+    printer.info("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn wait_for_stop() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async {
+            match term.as_mut() {
+                Some(term) => { term.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,104 @@
+//! `deployer plan`: a change set, shown and deleted; nothing is executed.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::Session;
+use super::up::{Before, prepare, stack_before, stack_tags, template_source};
+use crate::cfn::{self, Change, ChangeSet, ChangeSetRequest};
+use crate::model::ids;
+use crate::{Context, Error, artifact};
+
+#[derive(Debug, Serialize)]
+struct PlanReport {
+    stage: String,
+    stack: String,
+    target: String,
+    /// `CREATE` for a new stack, `UPDATE` otherwise.
+    change_set_type: &'static str,
+    up_to_date: bool,
+    changes: Vec<Change>,
+    code_key: String,
+}
+
+impl fmt::Display for PlanReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.up_to_date {
+            return write!(f, "stage {} is up to date", self.stage);
+        }
+        write!(
+            f,
+            "{} of stack `{}`: {} change(s)",
+            self.change_set_type,
+            self.stack,
+            self.changes.len()
+        )?;
+        for change in &self.changes {
+            write!(f, "\n  {change}")?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(context: &Context) -> Result<ExitCode, Error> {
+    let session = Session::open(context).await?;
+    let prepared = prepare(context, &session)?;
+    let create = match stack_before(context, &session).await? {
+        Before::Missing => true,
+        Before::Ready(_) => false,
+        Before::RollbackComplete(stack) => {
+            return Err(Error::Failed(format!(
+                "stack `{}` is ROLLBACK_COMPLETE (its first deploy failed: {}); there is nothing to compare with. `deployer up` deletes it and creates it again",
+                stack.name,
+                stack
+                    .status_reason
+                    .as_deref()
+                    .unwrap_or("see the stack events")
+            )));
+        }
+    };
+    // The code bucket is only named, not written: a plan uploads nothing.
+    let account = session.aws.account_id().await?;
+    let bucket = artifact::bucket_name(&account, &session.aws.region);
+    let source = template_source(&session, &prepared.template, None).await?;
+    let parameters = vec![
+        (ids::CODE_BUCKET.to_string(), bucket),
+        (ids::CODE_KEY.to_string(), prepared.artifact.key.clone()),
+    ];
+    let tags = stack_tags(&session);
+    let change_set = cfn::create_change_set(
+        &session.aws,
+        &ChangeSetRequest {
+            stack: &session.stack,
+            create,
+            template: source,
+            parameters: &parameters,
+            tags: &tags,
+        },
+    )
+    .await?;
+    let (changes, up_to_date) = match change_set {
+        ChangeSet::Empty => (Vec::new(), true),
+        ChangeSet::Ready { name, changes, .. } => {
+            cfn::delete_change_set(&session.aws, &session.stack, &name).await?;
+            if create {
+                // A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack
+                // behind; remove it so a plan changes nothing.
+                cfn::delete_stack(&session.aws, &session.stack).await?;
+            }
+            (changes, false)
+        }
+    };
+    context.printer.result(&PlanReport {
+        stage: session.stage.name.to_string(),
+        stack: session.stack.clone(),
+        target: session.aws.target(),
+        change_set_type: if create { "CREATE" } else { "UPDATE" },
+        up_to_date,
+        changes,
+        code_key: prepared.artifact.key,
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,53 @@
+//! `deployer status`: stack status, outputs and last update.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::Session;
+use crate::cfn::StackInfo;
+use crate::{Context, Error};
+
+#[derive(Debug, Serialize)]
+struct StatusReport {
+    stage: String,
+    target: String,
+    #[serde(flatten)]
+    stack: StackInfo,
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stack;
+        writeln!(f, "stage        {}", self.stage)?;
+        writeln!(f, "stack        {} on {}", s.name, self.target)?;
+        write!(f, "status       {}", s.status)?;
+        if let Some(reason) = &s.status_reason {
+            write!(f, " ({reason})")?;
+        }
+        writeln!(f)?;
+        if let Some(updated) = &s.last_updated {
+            writeln!(f, "last update  {updated}")?;
+        }
+        if s.termination_protection {
+            writeln!(f, "termination protection on")?;
+        }
+        write!(f, "outputs")?;
+        for (key, value) in &s.outputs {
+            write!(f, "\n  {key:<18} {value}")?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(context: &Context) -> Result<ExitCode, Error> {
+    let session = Session::open(context).await?;
+    let stack = session.deployed_stack().await?;
+    context.printer.result(&StatusReport {
+        stage: session.stage.name.to_string(),
+        target: session.aws.target(),
+        stack,
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,484 @@
+//! The local cloud: ministack, an emulator that serves the real AWS APIs on one
+//! loopback port, installed from `PyPI` into `.tools/ministack` on first use.
+//!
+//! `deployer local` and the end-to-end tests use this module alone to install,
+//! start, reuse and stop it. Everything the emulator needs because it differs
+//! from AWS is here too ([`after_deploy`]), named and commented.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::output::Printer;
+
+/// The one place the emulator's version is pinned.
+pub const MINISTACK_VERSION: &str = "1.5.33";
+/// Where it is installed, relative to the project root.
+pub const INSTALL_DIR: &str = ".tools/ministack";
+/// Where `deployer local` keeps the emulator's state (git-ignored).
+pub const STATE_DIR: &str = ".local-cloud";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalCloudError {
+    #[error(
+        "`python3` was not found, and the local cloud (ministack) is a Python package; install Python 3.9+ with venv and pip (Debian: `apt-get install python3 python3-venv`)"
+    )]
+    NoPython,
+    #[error(
+        "installing ministack {MINISTACK_VERSION} into `{}` failed: {detail}; check that PyPI is reachable, then run the command again",
+        dir.display()
+    )]
+    Install { dir: PathBuf, detail: String },
+    #[error("cannot start the local cloud (`{}`): {source}", exe.display())]
+    Spawn {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the local cloud did not answer on {endpoint} within {secs} s; its log is `{}`",
+        log.display()
+    )]
+    NotReady {
+        endpoint: String,
+        secs: u64,
+        log: PathBuf,
+    },
+    #[error(
+        "port {port} on 127.0.0.1 is taken by something that is not the local cloud; stop it, or set another port in `endpoint_url` of `stacks/local.yaml`"
+    )]
+    PortTaken { port: u16 },
+    #[error("cannot prepare `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no free port on 127.0.0.1: {0}")]
+    NoFreePort(std::io::Error),
+}
+
+/// A running local cloud. Dropping it stops the emulator if this process
+/// started it; one that was already running is left alone.
+pub struct LocalCloud {
+    port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl fmt::Debug for LocalCloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalCloud")
+            .field("endpoint", &self.endpoint())
+            .field("owned", &self.child.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to start the emulator.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub port: u16,
+    /// Holds the saved state, S3 data and temporary files.
+    pub data_dir: PathBuf,
+    /// Save state on shutdown and load it on start.
+    pub persist: bool,
+}
+
+impl LocalCloud {
+    /// Installs ministack under `project_dir` if needed; returns its executable.
+    pub fn install(project_dir: &Path, printer: &Printer) -> Result<PathBuf, LocalCloudError> {
+        let dir = project_dir.join(INSTALL_DIR);
+        let exe = dir.join("bin/ministack");
+        let marker = dir.join(".installed");
+        let requirement = format!("ministack[full]=={MINISTACK_VERSION}");
+        if exe.exists() && std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == requirement) {
+            return Ok(exe);
+        }
+        let python = which("python3").ok_or(LocalCloudError::NoPython)?;
+        printer.info(format_args!(
+            "installing the local cloud ({requirement}) into `{INSTALL_DIR}` (first run only, about a minute)..."
+        ));
+        let install_error = |detail: String| LocalCloudError::Install {
+            dir: dir.clone(),
+            detail,
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| install_error(e.to_string()))?;
+        }
+        run_quiet(Command::new(&python).arg("-m").arg("venv").arg(&dir))
+            .map_err(|d| install_error(format!("creating the virtualenv: {d}")))?;
+        run_quiet(
+            Command::new(dir.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .arg(&requirement),
+        )
+        .map_err(|d| install_error(format!("pip install: {d}")))?;
+        std::fs::write(&marker, format!("{requirement}\n"))
+            .map_err(|e| install_error(e.to_string()))?;
+        printer.info("local cloud installed");
+        Ok(exe)
+    }
+
+    /// Starts the emulator on `options.port`, or reuses the one already answering there.
+    pub fn start(exe: &Path, options: &StartOptions) -> Result<Self, LocalCloudError> {
+        let log = options.data_dir.join("ministack.log");
+        if is_healthy(options.port) {
+            return Ok(Self {
+                port: options.port,
+                child: None,
+                log,
+            });
+        }
+        if TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            return Err(LocalCloudError::PortTaken { port: options.port });
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| LocalCloudError::Io { path, source }
+        };
+        let state = options.data_dir.join("state");
+        let s3 = options.data_dir.join("s3");
+        let tmp = options.data_dir.join("tmp");
+        for dir in [&state, &s3, &tmp] {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let log_file = std::fs::File::create(&log).map_err(io(&log))?;
+        let log_err = log_file.try_clone().map_err(io(&log))?;
+        let persist = if options.persist { "1" } else { "0" };
+        let mut command = Command::new(exe);
+        command
+            .env("GATEWAY_PORT", options.port.to_string())
+            // Loopback only; no extra listeners on other interfaces.
+            .env("BIND_HOST", "127.0.0.1")
+            .env("IOT_MTLS_ENABLED", "0")
+            .env("SFTP_ENABLED", "0")
+            .env("STATE_DIR", &state)
+            .env("S3_DATA_DIR", &s3)
+            .env("TMPDIR", &tmp)
+            .env("PERSIST_STATE", persist)
+            .env("S3_PERSIST", persist)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        // Its own process group: Ctrl-C reaches us, and we stop it (and the
+        // function processes it spawns) cleanly, so its state gets saved.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().map_err(|source| LocalCloudError::Spawn {
+            exe: exe.to_owned(),
+            source,
+        })?;
+        let cloud = Self {
+            port: options.port,
+            child: Some(child),
+            log,
+        };
+        cloud.wait_ready(Duration::from_secs(30))?;
+        Ok(cloud)
+    }
+
+    /// Installs if needed and starts a throw-away emulator on a free port (tests).
+    pub fn start_fresh(project_dir: &Path, data_dir: &Path) -> Result<Self, LocalCloudError> {
+        let exe = Self::install(
+            project_dir,
+            &Printer {
+                mode: crate::cli::OutputMode::Text,
+                quiet: false,
+                verbose: 0,
+            },
+        )?;
+        Self::start(
+            &exe,
+            &StartOptions {
+                port: free_port()?,
+                data_dir: data_dir.to_owned(),
+                persist: false,
+            },
+        )
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), LocalCloudError> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if is_healthy(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(LocalCloudError::NotReady {
+            endpoint: self.endpoint(),
+            secs: limit.as_secs(),
+            log: self.log.clone(),
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether this process started the emulator (and so stops it).
+    pub fn owned(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Stops the emulator if this process started it: SIGTERM to its process
+    /// group (it saves its state), then SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = format!("-{}", child.id());
+        drop(
+            Command::new("kill")
+                .args(["-TERM", "--", &group])
+                .stderr(Stdio::null())
+                .status(),
+        );
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(
+            Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status(),
+        );
+        drop(child.wait());
+    }
+}
+
+impl Drop for LocalCloud {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, LocalCloudError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(LocalCloudError::NoFreePort)
+}
+
+/// Whether a ministack answers its health check on `port`.
+pub fn is_healthy(port: u16) -> bool {
+    http_get(&format!("http://127.0.0.1:{port}/_ministack/health"))
+        .is_ok_and(|r| r.status == 200 && r.body_text().contains("\"services\""))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn run_quiet(command: &mut Command) -> Result<(), String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        Err(tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// The host and port of an `http://` URL on this machine, and its path.
+fn split_loopback_url(url: &str) -> Option<(String, u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().ok()?),
+        None => (authority, 80),
+    };
+    Some((host.to_owned(), port, path))
+}
+
+/// A response from [`http_get`].
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A minimal HTTP/1.1 GET for `http://` URLs on this machine. Hosts under
+/// `.localhost` (the emulator's API Gateway hosts) connect to 127.0.0.1, as
+/// browsers do; any other host is refused, so nothing leaves the machine.
+pub fn http_get(url: &str) -> std::io::Result<HttpResponse> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let (host, port, path) =
+        split_loopback_url(url).ok_or_else(|| invalid(format!("not an http:// URL: {url}")))?;
+    if !(host == "127.0.0.1" || host == "localhost" || host.ends_with(".localhost")) {
+        return Err(invalid(format!(
+            "refusing a request off this machine: {url}"
+        )));
+    }
+    let mut stream = TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_secs(2),
+    )?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw).ok_or_else(|| invalid(format!("malformed HTTP response from {url}")))
+}
+
+fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// Emulator differences applied after a stack is created or updated, against
+/// an endpoint only (never on AWS):
+/// - the emulator ignores `OwnershipControls` in the template, so new buckets
+///   reject ACLs (`AccessControlListNotSupported`); apply the same setting
+///   through the S3 API so `static/` objects can be public-read as on AWS.
+pub async fn after_deploy(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<(), crate::aws::AwsError> {
+    use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+    let rule = OwnershipControlsRule::builder()
+        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
+        .build()
+        .map_err(|e| crate::aws::AwsError {
+            action: "s3:PutBucketOwnershipControls",
+            target: "the local cloud".to_owned(),
+            kind: crate::aws::ErrorKind::Other,
+            code: None,
+            message: e.to_string(),
+        })?;
+    let controls = OwnershipControls::builder()
+        .rules(rule)
+        .build()
+        .map_err(|e| crate::aws::AwsError {
+            action: "s3:PutBucketOwnershipControls",
+            target: "the local cloud".to_owned(),
+            kind: crate::aws::ErrorKind::Other,
+            code: None,
+            message: e.to_string(),
+        })?;
+    s3.put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(controls)
+        .send()
+        .await
+        .map_err(|e| {
+            crate::aws::AwsError::from_sdk(
+                "s3:PutBucketOwnershipControls",
+                "the local cloud".to_owned(),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_host_port_path() {
+        assert_eq!(
+            split_loopback_url("http://abc.execute-api.localhost:4566/local/health"),
+            Some((
+                "abc.execute-api.localhost".to_owned(),
+                4566,
+                "/local/health".to_owned()
+            ))
+        );
+        assert_eq!(
+            split_loopback_url("http://127.0.0.1:9"),
+            Some(("127.0.0.1".to_owned(), 9, "/".to_owned()))
+        );
+        assert_eq!(split_loopback_url("https://example.com/"), None);
+    }
+
+    #[test]
+    fn requests_off_this_machine_are_refused() {
+        let err = http_get("http://example.com:80/").unwrap_err();
+        assert!(err.to_string().contains("refusing"));
+    }
+
+    #[test]
+    fn responses_parse_including_chunked_bodies() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let r = parse_response(raw).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        assert_eq!(r.body_text(), "hello world");
+    }
+}
