@@ -61,13 +61,42 @@ pub struct Artifact {
 
 impl Artifact {
     pub fn from_binary(binary: &[u8]) -> Result<Self, ArtifactError> {
-        let zip = deterministic_zip(binary)?;
+        Ok(Self::from_zip(deterministic_zip(binary)?))
+    }
+
+    fn from_zip(zip: Vec<u8>) -> Self {
         let sha256 = hex(&Sha256::digest(&zip));
-        Ok(Self {
+        Self {
             key: format!("bootstrap/{sha256}.zip"),
             zip,
             sha256,
-        })
+        }
+    }
+
+    /// The artifact of a built binary: checked (glibc) and zipped once per
+    /// distinct binary. The zip is kept beside the binary
+    /// (`bootstrap.deployer.zip`, stamped with the binary's SHA-256) so an
+    /// unchanged build costs one hash, not a recompression.
+    pub fn for_binary(binary_path: &Path) -> Result<Self, ArtifactError> {
+        let binary = std::fs::read(binary_path).map_err(|source| ArtifactError::Read {
+            path: binary_path.to_owned(),
+            source,
+        })?;
+        let binary_sha = hex(&Sha256::digest(&binary));
+        let cache = binary_path.with_extension("deployer.zip");
+        let stamp = binary_path.with_extension("deployer.zip.source");
+        if std::fs::read_to_string(&stamp).is_ok_and(|s| s == binary_sha)
+            && let Ok(zip) = std::fs::read(&cache)
+        {
+            return Ok(Self::from_zip(zip));
+        }
+        check_glibc(binary_path, &binary)?;
+        let artifact = Self::from_binary(&binary)?;
+        // A cache that cannot be written only costs time next run.
+        if std::fs::write(&cache, &artifact.zip).is_ok() {
+            drop(std::fs::write(&stamp, &binary_sha));
+        }
+        Ok(artifact)
     }
 }
 
@@ -159,13 +188,9 @@ pub fn build_bootstrap(
     executable.ok_or(ArtifactError::NoExecutable)
 }
 
-/// Reads a built binary and checks the glibc it needs.
-pub fn read_checked(path: &Path) -> Result<Vec<u8>, ArtifactError> {
-    let binary = std::fs::read(path).map_err(|source| ArtifactError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    if let Some((major, minor)) = newest_glibc(&binary)
+/// Refuses a binary that needs a newer glibc than Lambda's.
+fn check_glibc(path: &Path, binary: &[u8]) -> Result<(), ArtifactError> {
+    if let Some((major, minor)) = newest_glibc(binary)
         && (major, minor) > MAX_GLIBC
     {
         return Err(ArtifactError::Glibc {
@@ -173,7 +198,7 @@ pub fn read_checked(path: &Path) -> Result<Vec<u8>, ArtifactError> {
             found: format!("{major}.{minor}"),
         });
     }
-    Ok(binary)
+    Ok(())
 }
 
 /// The newest `GLIBC_x.y` symbol version a binary names (its version needs
@@ -341,6 +366,32 @@ mod tests {
             Artifact::from_binary(b"other").unwrap().sha256,
             artifact.sha256
         );
+    }
+
+    #[test]
+    fn the_zip_is_cached_beside_the_binary_and_redone_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("bootstrap");
+        std::fs::write(&binary, b"version one").unwrap();
+        let first = Artifact::for_binary(&binary).unwrap();
+        assert!(dir.path().join("bootstrap.deployer.zip").exists());
+        assert_eq!(Artifact::for_binary(&binary).unwrap().key, first.key);
+        std::fs::write(&binary, b"version two").unwrap();
+        let second = Artifact::for_binary(&binary).unwrap();
+        assert_ne!(second.key, first.key);
+        assert_eq!(
+            second.key,
+            Artifact::from_binary(b"version two").unwrap().key
+        );
+    }
+
+    #[test]
+    fn a_binary_needing_a_newer_glibc_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("bootstrap");
+        std::fs::write(&binary, b"\0GLIBC_2.2.5\0GLIBC_2.39\0").unwrap();
+        let err = Artifact::for_binary(&binary).unwrap_err().to_string();
+        assert!(err.contains("needs glibc 2.39"), "{err}");
     }
 
     #[test]

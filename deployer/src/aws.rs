@@ -44,30 +44,25 @@ impl Aws {
         if let Some(endpoint) = &settings.endpoint {
             loader = loader.endpoint_url(endpoint);
         }
-        let mut config = loader.load().await;
-        if let Err(problem) = check_credentials(&config).await {
-            match &settings.endpoint {
-                // Emulator difference: an AWS-compatible local endpoint accepts any
-                // key, and a developer running `deployer local` has no AWS account.
-                // Only for loopback endpoints; never for AWS.
-                Some(endpoint) if is_loopback(endpoint) => {
-                    config = config
-                        .into_builder()
-                        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-                            aws_sdk_s3::config::Credentials::new(
-                                "local",
-                                "local",
-                                None,
-                                None,
-                                "loopback-emulator",
-                            ),
-                        ))
-                        .build();
-                }
-                _ => {
-                    return Err(AwsError::credentials(problem, settings.profile.as_deref()));
-                }
-            }
+        let emulator = uses_emulator_credentials(settings);
+        if emulator {
+            // Emulator difference: a local AWS-compatible endpoint accepts any
+            // key, and a developer running `deployer local` has no AWS account.
+            // Decided before loading, so the credential chain never probes the
+            // network (instance metadata) for a local run. Never for AWS.
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "loopback-emulator",
+            ));
+        }
+        let config = loader.load().await;
+        if !emulator {
+            check_credentials(&config)
+                .await
+                .map_err(|problem| AwsError::credentials(problem, settings.profile.as_deref()))?;
         }
         Ok(Self::from_config(&config, settings))
     }
@@ -112,6 +107,14 @@ impl Aws {
             None => format!("AWS ({})", self.region),
         }
     }
+}
+
+/// A loopback endpoint with no credentials named (no profile, no key in the
+/// environment) gets the emulator's stand-in credentials.
+fn uses_emulator_credentials(settings: &Settings) -> bool {
+    settings.endpoint.as_deref().is_some_and(is_loopback)
+        && settings.profile.is_none()
+        && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
 }
 
 fn is_loopback(endpoint: &str) -> bool {

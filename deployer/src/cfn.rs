@@ -40,6 +40,20 @@ pub struct Change {
     pub resource_type: String,
     /// `True`, `False` or `Conditional` for modifications.
     pub replacement: Option<String>,
+    /// For a change CloudFormation only evaluates at run time (its details
+    /// are all `Evaluation: Dynamic`): the attributes that may cause it,
+    /// e.g. `PhotoTable.Arn`. Empty for a direct change of the template.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caused_by: Vec<String>,
+}
+
+impl Change {
+    /// Whether the template itself changes this resource (an `Add`, a
+    /// `Remove`, or a modification with a statically evaluated detail), as
+    /// opposed to a change that may follow from another resource's attributes.
+    pub fn is_direct(&self) -> bool {
+        self.caused_by.is_empty()
+    }
 }
 
 impl fmt::Display for Change {
@@ -51,6 +65,9 @@ impl fmt::Display for Change {
         )?;
         if let Some(replacement) = &self.replacement {
             write!(f, " replacement: {replacement}")?;
+        }
+        if !self.caused_by.is_empty() {
+            write!(f, " (only if {} changes)", self.caused_by.join(" or "))?;
         }
         Ok(())
     }
@@ -223,6 +240,7 @@ pub async fn create_change_set(
                         logical_id: rc.logical_resource_id.clone().unwrap_or_default(),
                         resource_type: rc.resource_type.clone().unwrap_or_default(),
                         replacement: rc.replacement.as_ref().map(|r| r.as_str().to_owned()),
+                        caused_by: dynamic_causes(rc.details()),
                     })
                     .collect();
                 return Ok(ChangeSet::Ready {
@@ -245,6 +263,31 @@ pub async fn create_change_set(
             _ => delay.sleep().await,
         }
     }
+}
+
+/// The causing entities of a change whose every detail is evaluated
+/// dynamically; empty when any detail is static (a direct change) or when
+/// there are no details (adds and removes).
+fn dynamic_causes(details: &[aws_sdk_cloudformation::types::ResourceChangeDetail]) -> Vec<String> {
+    use aws_sdk_cloudformation::types::EvaluationType;
+    if details.is_empty()
+        || details
+            .iter()
+            .any(|d| d.evaluation.as_ref() != Some(&EvaluationType::Dynamic))
+    {
+        return Vec::new();
+    }
+    let mut causes: Vec<String> = details
+        .iter()
+        .map(|d| {
+            d.causing_entity
+                .clone()
+                .unwrap_or_else(|| "a value known at run time".to_owned())
+        })
+        .collect();
+    causes.sort();
+    causes.dedup();
+    causes
 }
 
 /// CloudFormation's words for "nothing to change".
@@ -476,9 +519,31 @@ mod tests {
             logical_id: "PhotoTable".to_owned(),
             resource_type: "AWS::DynamoDB::Table".to_owned(),
             replacement: Some("False".to_owned()),
+            caused_by: Vec::new(),
         };
         let text = change.to_string();
         assert!(text.starts_with("Modify  PhotoTable"));
         assert!(text.ends_with("replacement: False"));
+        assert!(change.is_direct());
+    }
+
+    #[test]
+    fn dynamic_only_details_make_an_indirect_change() {
+        use aws_sdk_cloudformation::types::{ChangeSource, EvaluationType, ResourceChangeDetail};
+        let dynamic = ResourceChangeDetail::builder()
+            .evaluation(EvaluationType::Dynamic)
+            .change_source(ChangeSource::ResourceAttribute)
+            .causing_entity("PhotoTable.Arn")
+            .build();
+        let static_detail = ResourceChangeDetail::builder()
+            .evaluation(EvaluationType::Static)
+            .change_source(ChangeSource::DirectModification)
+            .build();
+        assert_eq!(
+            dynamic_causes(std::slice::from_ref(&dynamic)),
+            ["PhotoTable.Arn"]
+        );
+        assert!(dynamic_causes(&[dynamic, static_detail]).is_empty());
+        assert!(dynamic_causes(&[]).is_empty());
     }
 }

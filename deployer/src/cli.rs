@@ -47,6 +47,9 @@ pub struct GlobalArgs {
     /// Print more detail (repeat for more).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Folder of the stage files (default: `stacks/` in the project root).
+    #[arg(long, global = true, env = "DEPLOYER_STACKS_DIR", value_name = "DIR")]
+    pub stacks_dir: Option<PathBuf>,
     /// Project root holding `stacks/`, `static/` and `app/` (default: the
     /// current folder or the nearest parent with a `stacks/` folder).
     #[arg(long, global = true, env = "DEPLOYER_PROJECT_DIR", value_name = "DIR")]
@@ -99,6 +102,13 @@ pub struct LocalArgs {
     /// Start from an empty local cloud (drops saved photos and users).
     #[arg(long)]
     pub fresh: bool,
+    /// Port of the local cloud on 127.0.0.1 (default: the port of
+    /// `endpoint_url` in `stacks/local.yaml`, else 4566).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Where the local cloud keeps its state (default: `.local-cloud/`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Command {

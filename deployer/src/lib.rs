@@ -31,8 +31,22 @@ use output::Printer;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub project_dir: PathBuf,
+    /// The folder of stage files, and how messages name it.
+    pub stacks_dir: PathBuf,
+    pub stacks_shown_as: PathBuf,
     pub printer: Printer,
     pub global: cli::GlobalArgs,
+}
+
+impl Context {
+    /// Reads the stage file of `name`.
+    pub fn load_stage(&self, name: &str) -> Result<stage::Stage, Error> {
+        Ok(stage::Stage::load_in(
+            &self.stacks_dir,
+            &self.stacks_shown_as,
+            name,
+        )?)
+    }
 }
 
 /// Runs one parsed command line.
@@ -46,8 +60,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Some(dir) => dir.clone(),
         None => find_project_dir(&std::env::current_dir().map_err(Error::CurrentDir)?)?,
     };
+    let (stacks_dir, stacks_shown_as) = match &cli.global.stacks_dir {
+        Some(dir) => (dir.clone(), dir.clone()),
+        None => (
+            project_dir.join(stage::STACKS_DIR),
+            PathBuf::from(stage::STACKS_DIR),
+        ),
+    };
     let context = Context {
         project_dir,
+        stacks_dir,
+        stacks_shown_as,
         printer,
         global: cli.global,
     };

@@ -130,21 +130,25 @@ pub struct Stage {
 impl Stage {
     /// Reads `stacks/<name>.yaml` under `project_dir`.
     pub fn load(project_dir: &Path, name: &str) -> Result<Self, StageError> {
+        Self::load_in(&project_dir.join(STACKS_DIR), Path::new(STACKS_DIR), name)
+    }
+
+    /// Reads `<name>.yaml` from `stacks`; messages call the folder `shown_as`.
+    pub fn load_in(stacks: &Path, shown_as: &Path, name: &str) -> Result<Self, StageError> {
         let name = StageName::parse(name)?;
-        let stacks = project_dir.join(STACKS_DIR);
         let path = stacks.join(format!("{name}.yaml"));
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StageError::NotFound {
                     stage: name.0,
-                    path: Path::new(STACKS_DIR).join(path.file_name().unwrap_or_default()),
-                    existing: existing_stages(&stacks),
+                    path: shown_as.join(path.file_name().unwrap_or_default()),
+                    existing: existing_stages(stacks),
                 });
             }
             Err(source) => return Err(StageError::Read { path, source }),
         };
-        let display_path = Path::new(STACKS_DIR).join(format!("{name}.yaml"));
+        let display_path = shown_as.join(format!("{name}.yaml"));
         let config = StageConfig::parse(&text, &display_path)?;
         Ok(Self {
             name,

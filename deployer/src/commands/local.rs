@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use super::Session;
 use crate::cli::LocalArgs;
 use crate::localcloud::{self, LocalCloud, StartOptions};
-use crate::stage::Stage;
 use crate::{Context, Error};
 
 /// The stage `deployer local` deploys.
@@ -22,15 +21,24 @@ const DEFAULT_PORT: u16 = 4566;
 
 pub async fn run(context: &Context, args: &LocalArgs) -> Result<ExitCode, Error> {
     let printer = context.printer;
-    let stage = Stage::load(&context.project_dir, LOCAL_STAGE)?;
-    let port = stage
-        .config
-        .endpoint_url
-        .as_ref()
-        .and_then(|url| url.as_str().trim_end_matches('/').rsplit_once(':'))
-        .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or(DEFAULT_PORT);
-    let data_dir = context.project_dir.join(localcloud::STATE_DIR);
+    let stage = context.load_stage(LOCAL_STAGE)?;
+    let port = args.port.unwrap_or_else(|| {
+        stage
+            .config
+            .endpoint_url
+            .as_ref()
+            .and_then(|url| url.as_str().trim_end_matches('/').rsplit_once(':'))
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(DEFAULT_PORT)
+    });
+    let data_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| context.project_dir.join(localcloud::STATE_DIR));
+    let shown_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| localcloud::STATE_DIR.into());
     if args.fresh {
         if localcloud::is_healthy(port) {
             return Err(Error::Refused(format!(
@@ -54,14 +62,14 @@ pub async fn run(context: &Context, args: &LocalArgs) -> Result<ExitCode, Error>
         },
     )?;
     printer.info(format_args!(
-        "local cloud {} at {} (state in `{}/`)",
+        "local cloud {} at {} (state in `{}`)",
         if cloud.owned() {
             "started"
         } else {
             "already running"
         },
         cloud.endpoint(),
-        localcloud::STATE_DIR
+        shown_dir.display()
     ));
 
     let mut local = context.clone();

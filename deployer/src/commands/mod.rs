@@ -30,7 +30,7 @@ impl Session {
     /// Reads and validates the stage file first — a bad one never reaches AWS —
     /// then connects with the region, profile and endpoint in force.
     pub async fn open(context: &Context) -> Result<Self, Error> {
-        let stage = Stage::load(&context.project_dir, &context.global.stage)?;
+        let stage = context.load_stage(&context.global.stage)?;
         let target = synth::target(&stage, context.global.endpoint_url.as_deref());
         let settings = Settings {
             region: context

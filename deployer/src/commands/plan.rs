@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::Session;
-use super::up::{Before, prepare, stack_before, stack_tags, template_source};
+use super::up::{Before, prepare, split_changes, stack_before, stack_tags, template_source};
 use crate::cfn::{self, Change, ChangeSet, ChangeSetRequest};
 use crate::model::ids;
 use crate::{Context, Error, artifact};
@@ -19,7 +19,11 @@ struct PlanReport {
     /// `CREATE` for a new stack, `UPDATE` otherwise.
     change_set_type: &'static str,
     up_to_date: bool,
+    /// Changes the template makes directly.
     changes: Vec<Change>,
+    /// Resources that may be updated because an attribute they refer to may
+    /// change (CloudFormation decides at run time).
+    dependent_changes: Vec<Change>,
     code_key: String,
 }
 
@@ -37,6 +41,16 @@ impl fmt::Display for PlanReport {
         )?;
         for change in &self.changes {
             write!(f, "\n  {change}")?;
+        }
+        if !self.dependent_changes.is_empty() {
+            write!(
+                f,
+                "\n{} resource(s) may be updated through references, decided at run time:",
+                self.dependent_changes.len()
+            )?;
+            for change in &self.dependent_changes {
+                write!(f, "\n  {change}")?;
+            }
         }
         Ok(())
     }
@@ -91,6 +105,7 @@ pub async fn run(context: &Context) -> Result<ExitCode, Error> {
             (changes, false)
         }
     };
+    let (changes, dependent_changes) = split_changes(changes);
     context.printer.result(&PlanReport {
         stage: session.stage.name.to_string(),
         stack: session.stack.clone(),
@@ -98,6 +113,7 @@ pub async fn run(context: &Context) -> Result<ExitCode, Error> {
         change_set_type: if create { "CREATE" } else { "UPDATE" },
         up_to_date,
         changes,
+        dependent_changes,
         code_key: prepared.artifact.key,
     });
     Ok(ExitCode::SUCCESS)

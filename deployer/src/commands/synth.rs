@@ -15,7 +15,7 @@ use crate::{Context, Error};
 
 /// The stage's template for the target the global options and stage file name.
 pub fn template_for(context: &Context) -> Result<(Stage, Template), Error> {
-    let stage = Stage::load(&context.project_dir, &context.global.stage)?;
+    let stage = context.load_stage(&context.global.stage)?;
     let target = target(&stage, context.global.endpoint_url.as_deref());
     let model = StageModel::build(&stage, &target);
     Ok((stage, synth::synthesize(&model)))

@@ -27,7 +27,11 @@ pub struct UpReport {
     pub up_to_date: bool,
     pub url: Option<String>,
     pub outputs: BTreeMap<String, String>,
+    /// Changes the template makes directly.
     pub changes: Vec<Change>,
+    /// Resources CloudFormation may update because an attribute they refer
+    /// to may change (evaluated at run time).
+    pub dependent_changes: Vec<Change>,
     pub artifact: ArtifactReport,
     #[serde(rename = "static")]
     pub static_files: SyncReport,
@@ -90,8 +94,7 @@ pub fn prepare(context: &Context, session: &Session) -> Result<Prepared, Error> 
         session.stage.config.function.architecture,
         context.printer.quiet || context.printer.verbose == 0,
     )?;
-    let binary = artifact::read_checked(&binary_path)?;
-    let artifact = Artifact::from_binary(&binary)?;
+    let artifact = Artifact::for_binary(&binary_path)?;
     Ok(Prepared {
         template,
         artifact,
@@ -196,13 +199,28 @@ pub fn stack_tags(session: &Session) -> Vec<(String, String)> {
     ]
 }
 
-/// Prints a change set's changes.
-pub fn show_changes(context: &Context, changes: &[Change]) {
+/// Splits a change set's changes into direct ones and those that only follow
+/// from other resources' attributes.
+pub fn split_changes(changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
+    changes.into_iter().partition(Change::is_direct)
+}
+
+/// Prints direct changes, then the ones that may follow through references.
+pub fn show_changes(context: &Context, direct: &[Change], dependent: &[Change]) {
     context
         .printer
-        .info(format_args!("{} change(s):", changes.len()));
-    for change in changes {
+        .info(format_args!("{} change(s):", direct.len()));
+    for change in direct {
         context.printer.info(format_args!("  {change}"));
+    }
+    if !dependent.is_empty() {
+        context.printer.info(format_args!(
+            "{} resource(s) may be updated through references, decided at run time:",
+            dependent.len()
+        ));
+        for change in dependent {
+            context.printer.info(format_args!("  {change}"));
+        }
     }
 }
 
@@ -261,7 +279,8 @@ pub async fn deploy(context: &Context, session: &Session) -> Result<UpReport, Er
     timings.change_set = watch.millis();
 
     let watch = Stopwatch::start();
-    let (changes, up_to_date) = apply(context, session, change_set, create).await?;
+    let (changes, dependent_changes, up_to_date) =
+        apply(context, session, change_set, create).await?;
     timings.apply = watch.millis();
 
     let stack = session.deployed_stack().await?;
@@ -296,6 +315,7 @@ pub async fn deploy(context: &Context, session: &Session) -> Result<UpReport, Er
         url: stack.outputs.get(ids::OUT_API_URL.as_str()).cloned(),
         outputs: stack.outputs,
         changes,
+        dependent_changes,
         artifact,
         static_files,
         timings_ms: timings,
@@ -362,13 +382,14 @@ async fn recreate_failed(
 }
 
 /// Shows the change set and executes it (asking first at a terminal), waiting
-/// with the progress display. Returns the changes and whether there were none.
+/// with the progress display. Returns the direct and dependent changes and
+/// whether there were none.
 async fn apply(
     context: &Context,
     session: &Session,
     change_set: ChangeSet,
     create: bool,
-) -> Result<(Vec<Change>, bool), Error> {
+) -> Result<(Vec<Change>, Vec<Change>, bool), Error> {
     let ChangeSet::Ready {
         name,
         stack_id,
@@ -378,9 +399,10 @@ async fn apply(
         context
             .printer
             .info(format_args!("stage {} is up to date", session.stage.name));
-        return Ok((Vec::new(), true));
+        return Ok((Vec::new(), Vec::new(), true));
     };
-    show_changes(context, &changes);
+    let (direct, dependent) = split_changes(changes);
+    show_changes(context, &direct, &dependent);
     // At a terminal, ask; in CI the deploy command itself is the decision.
     let go = context.global.yes
         || !interactive()
@@ -413,5 +435,5 @@ async fn apply(
             progress.failure_lines()
         )));
     }
-    Ok((changes, false))
+    Ok((direct, dependent, false))
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod e2e;
 mod lint;
 mod support;
 mod templates;
