@@ -132,6 +132,9 @@ fn host_architecture() -> &'static str {
 
 /// Builds `bootstrap` in release mode (stripped, see `[profile.release]`) and
 /// returns its path. Cargo's own progress goes to stderr unless `quiet`.
+///
+/// Cargo's own no-op check costs ~150 ms, most of a no-change deploy; when
+/// the [`BuildStamp`] of the last build still holds, cargo is not asked.
 pub fn build_bootstrap(
     project_dir: &Path,
     architecture: Architecture,
@@ -144,6 +147,138 @@ pub fn build_bootstrap(
             host,
         });
     }
+    let stamp_path = project_dir.join(STAMP_FILE);
+    if let Some(binary) = BuildStamp::read(&stamp_path).and_then(|s| s.fresh_binary()) {
+        return Ok(binary);
+    }
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let binary = cargo_build(project_dir, quiet)?;
+    // A file edited while cargo ran may not be in the binary: no stamp then,
+    // so the next deploy asks cargo again.
+    if let Some(stamp) = BuildStamp::after_build(project_dir, &binary)
+        && stamp
+            .inputs
+            .iter()
+            .all(|(_, (modified, _))| *modified < started)
+    {
+        stamp.write(&stamp_path);
+    }
+    Ok(binary)
+}
+
+/// Where the last build's stamp is kept (git-ignored).
+pub const STAMP_FILE: &str = ".deployer/bootstrap-build.json";
+
+/// What a release build of `bootstrap` was made from: every workspace source
+/// cargo's dep-info names, the manifests and lock file, and the environment
+/// that changes a build — each with its modification time and size — and the
+/// binary that came out. While all of it holds, the binary is current.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BuildStamp {
+    binary: PathBuf,
+    binary_meta: (u128, u64),
+    inputs: Vec<(PathBuf, (u128, u64))>,
+    env: Vec<(String, String)>,
+}
+
+impl BuildStamp {
+    fn read(path: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    fn write(&self, path: &Path) {
+        // A stamp that cannot be written only costs a cargo call next time.
+        if let (Some(dir), Ok(json)) = (path.parent(), serde_json::to_vec(self)) {
+            drop(std::fs::create_dir_all(dir));
+            drop(std::fs::write(path, json));
+        }
+    }
+
+    /// The stamp of `binary`, just built in `project_dir`; `None` if cargo's
+    /// dep-info is missing (then cargo is asked every time).
+    fn after_build(project_dir: &Path, binary: &Path) -> Option<Self> {
+        let dep_info = std::fs::read_to_string(binary.with_extension("d")).ok()?;
+        let (_, sources) = dep_info.split_once(": ")?;
+        let mut files: Vec<PathBuf> = sources.split_whitespace().map(PathBuf::from).collect();
+        for manifest in [
+            "Cargo.toml",
+            "Cargo.lock",
+            "app/Cargo.toml",
+            ".cargo/config.toml",
+            "rust-toolchain.toml",
+            "rust-toolchain",
+        ] {
+            files.push(project_dir.join(manifest));
+        }
+        files.sort();
+        files.dedup();
+        Some(Self {
+            binary: binary.to_owned(),
+            binary_meta: meta(binary)?,
+            inputs: files
+                .into_iter()
+                .map(|f| {
+                    let m = meta(&f).unwrap_or((0, 0));
+                    (f, m)
+                })
+                .collect(),
+            env: build_env(),
+        })
+    }
+
+    fn inputs_now(&self) -> Vec<(PathBuf, (u128, u64))> {
+        // Missing files are (0, 0) both in the stamp and now.
+        self.inputs
+            .iter()
+            .map(|(f, _)| (f.clone(), meta(f).unwrap_or((0, 0))))
+            .collect()
+    }
+
+    /// The binary, if nothing it was built from has changed since.
+    fn fresh_binary(&self) -> Option<PathBuf> {
+        (meta(&self.binary)? == self.binary_meta
+            && self.inputs_now() == self.inputs
+            && build_env() == self.env)
+            .then(|| self.binary.clone())
+    }
+}
+
+/// Modification time (ns) and size; `None` for a missing file.
+fn meta(path: &Path) -> Option<(u128, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    let modified = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((modified, m.len()))
+}
+
+/// The environment variables that change what cargo builds.
+fn build_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "RUSTFLAGS"
+                    | "CARGO_ENCODED_RUSTFLAGS"
+                    | "RUSTC"
+                    | "RUSTC_WRAPPER"
+                    | "CARGO_TARGET_DIR"
+                    | "RUSTUP_TOOLCHAIN"
+                    | "CARGO_HOME"
+            ) || k.starts_with("CARGO_PROFILE_")
+                || k.starts_with("CARGO_BUILD_")
+        })
+        .collect();
+    env.sort();
+    env
+}
+
+fn cargo_build(project_dir: &Path, quiet: bool) -> Result<PathBuf, ArtifactError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
         .current_dir(project_dir)
@@ -392,6 +527,44 @@ mod tests {
         std::fs::write(&binary, b"\0GLIBC_2.2.5\0GLIBC_2.39\0").unwrap();
         let err = Artifact::for_binary(&binary).unwrap_err().to_string();
         assert!(err.contains("needs glibc 2.39"), "{err}");
+    }
+
+    #[test]
+    fn a_build_stamp_holds_until_a_source_manifest_or_the_binary_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path();
+        std::fs::create_dir_all(project.join("app/src")).unwrap();
+        std::fs::write(project.join("Cargo.toml"), "[workspace]").unwrap();
+        std::fs::write(project.join("Cargo.lock"), "# lock").unwrap();
+        let source = project.join("app/src/lib.rs");
+        std::fs::write(&source, "fn a() {}").unwrap();
+        let binary = project.join("target/release/bootstrap");
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::write(&binary, "binary").unwrap();
+        std::fs::write(
+            binary.with_extension("d"),
+            format!("{}: {}\n", binary.display(), source.display()),
+        )
+        .unwrap();
+        let stamp = BuildStamp::after_build(project, &binary).unwrap();
+        assert_eq!(stamp.fresh_binary(), Some(binary.clone()));
+        assert!(stamp.inputs.iter().any(|(p, _)| p == &source));
+
+        // An edited source (different size) makes it stale.
+        std::fs::write(&source, "fn a() { b() }").unwrap();
+        assert_eq!(stamp.fresh_binary(), None);
+        let stamp = BuildStamp::after_build(project, &binary).unwrap();
+        // So does a changed lock file, and a replaced binary.
+        std::fs::write(project.join("Cargo.lock"), "# lock, changed").unwrap();
+        assert_eq!(stamp.fresh_binary(), None);
+        let stamp = BuildStamp::after_build(project, &binary).unwrap();
+        std::fs::write(&binary, "other binary").unwrap();
+        assert_eq!(stamp.fresh_binary(), None);
+        // A new `.cargo/config.toml` appears: stale too.
+        let stamp = BuildStamp::after_build(project, &binary).unwrap();
+        std::fs::create_dir_all(project.join(".cargo")).unwrap();
+        std::fs::write(project.join(".cargo/config.toml"), "[build]").unwrap();
+        assert_eq!(stamp.fresh_binary(), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::commands::synth::hex;
 use crate::model::STATIC_PREFIX;
 
 /// Uploads in flight at once.
-const PARALLEL_UPLOADS: usize = 16;
+const PARALLEL_UPLOADS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AssetsError {

@@ -68,7 +68,11 @@ impl Aws {
     }
 
     fn from_config(config: &SdkConfig, settings: &Settings) -> Self {
-        let mut s3 = aws_sdk_s3::config::Builder::from(config);
+        // Whole-object MD5 ETags are what `static/` sync compares, and small
+        // files gain nothing from streamed checksums: only where required.
+        let mut s3 = aws_sdk_s3::config::Builder::from(config).request_checksum_calculation(
+            aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+        );
         if settings.endpoint.is_some() {
             // `<bucket>.127.0.0.1` cannot resolve: address buckets by path.
             s3 = s3.force_path_style(true);

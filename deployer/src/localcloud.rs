@@ -93,7 +93,23 @@ impl LocalCloud {
         let exe = dir.join("bin/ministack");
         let marker = dir.join(".installed");
         let requirement = format!("ministack[full]=={MINISTACK_VERSION}");
-        if exe.exists() && std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == requirement) {
+        let installed = || {
+            exe.exists() && std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == requirement)
+        };
+        if installed() {
+            return Ok(exe);
+        }
+        // One installer at a time (parallel tests, two terminals): the others
+        // wait for the lock and then find it installed.
+        let lock_path = project_dir.join(".tools/ministack.lock");
+        let io = |source| LocalCloudError::Io {
+            path: lock_path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(project_dir.join(".tools")).map_err(io)?;
+        let lock = std::fs::File::create(&lock_path).map_err(io)?;
+        lock.lock().map_err(io)?;
+        if installed() {
             return Ok(exe);
         }
         let python = which("python3").ok_or(LocalCloudError::NoPython)?;

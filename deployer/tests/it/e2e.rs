@@ -243,6 +243,14 @@ fn stage_lifecycle_against_the_emulator() {
             .stderr(predicates::str::contains("deployer up --stage local"));
     }
 
+    // A plan of a stage never deployed: every resource added, nothing left behind.
+    let plan = cloud.json(&["plan"]);
+    assert_eq!(plan["change_set_type"], "CREATE");
+    let added = plan["changes"].as_array().unwrap();
+    assert_eq!(added.len(), 16, "{plan}");
+    assert!(added.iter().all(|c| c["action"] == "Add"), "{plan}");
+    assert!(cloud.stacks().is_empty(), "{:?}", cloud.stacks());
+
     // First deploy.
     let first = cloud.json(&["up"]);
     assert_eq!(first["status"], "CREATE_COMPLETE", "{first}");
@@ -257,6 +265,7 @@ fn stage_lifecycle_against_the_emulator() {
     assert_eq!(first["url"], api_url.as_str());
 
     check_resources(&cloud, &local, &first, &bucket, &table);
+    check_artifacts_bucket_is_private_and_encrypted(&cloud, &first);
     check_static_and_photo_privacy(&cloud, &bucket, outputs["StaticUrl"].as_str().unwrap());
 
     // `url` prints the ApiUrl output, and the app answers through API Gateway and Lambda.
@@ -507,6 +516,39 @@ fn check_resources(cloud: &Cloud, local: &Stage, first: &Value, bucket: &str, ta
         )
         .unwrap();
     assert_eq!(stage.stage_name(), Some(STAGE));
+}
+
+fn check_artifacts_bucket_is_private_and_encrypted(cloud: &Cloud, first: &Value) {
+    let bucket = first["artifact"]["bucket"].as_str().unwrap();
+    assert!(bucket.starts_with("deployer-artifacts-"), "{bucket}");
+    let block = cloud
+        .rt
+        .block_on(cloud.aws.s3.get_public_access_block().bucket(bucket).send())
+        .unwrap();
+    let block = block.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (
+            block.block_public_acls(),
+            block.ignore_public_acls(),
+            block.block_public_policy(),
+            block.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let encryption = cloud
+        .rt
+        .block_on(cloud.aws.s3.get_bucket_encryption().bucket(bucket).send())
+        .unwrap();
+    let rules = encryption
+        .server_side_encryption_configuration()
+        .unwrap()
+        .rules();
+    assert_eq!(
+        rules[0]
+            .apply_server_side_encryption_by_default()
+            .map(|d| d.sse_algorithm().as_str().to_owned()),
+        Some("AES256".to_owned())
+    );
 }
 
 fn check_static_and_photo_privacy(cloud: &Cloud, bucket: &str, static_url: &str) {
