@@ -5,4 +5,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/tools.sh
+scripts/vendor.sh
 cargo test --workspace --locked "$@"

@@ -4,78 +4,80 @@
 //! (`src/bin/bootstrap.rs`) serves it through `lambda_http`; the local entry
 //! (`src/bin/cloudalbum.rs`) serves the very same router with `axum::serve`.
 
-use axum::{Json, Router, routing::get};
-use serde::Serialize;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod geo;
+pub mod html;
+pub mod images;
+pub mod pages;
+pub mod state;
+pub mod store;
 
-/// Shared state handed to every handler. Grows as the app does (SDK clients,
-/// templates); built once at start-up.
-#[derive(Debug, Clone, Default)]
-pub struct AppState {
-    /// The deployment stage this instance serves (`dev`, `prod`, `local`).
-    pub stage: String,
-}
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use serde_json::json;
 
-impl AppState {
-    /// Reads the settings the CloudFormation template puts in the function's
-    /// environment. Missing optional settings fall back to local defaults.
-    pub fn from_env() -> Self {
-        Self {
-            stage: std::env::var("STAGE").unwrap_or_else(|_| "local".to_owned()),
-        }
-    }
-}
+pub use state::AppState;
 
-#[derive(Debug, Serialize)]
-struct Health {
-    status: &'static str,
-    stage: String,
-}
+use pages::{account, photos};
 
-async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        stage: state.stage,
-    })
+/// Forms are small: photos go to S3, never through the app.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "stage": state.settings.stage }))
 }
 
 /// The application: every route of CloudAlbum.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/", get(photos::album))
+        .route("/signin", get(account::signin_page).post(account::signin))
+        .route("/signup", get(account::signup_page).post(account::signup))
+        .route(
+            "/confirm",
+            get(account::confirm_page).post(account::confirm),
+        )
+        .route("/signout", post(account::signout))
+        .route("/forgot", get(account::forgot_page).post(account::forgot))
+        .route("/reset", get(account::reset_page).post(account::reset))
+        .route(
+            "/profile",
+            get(account::profile_page).post(account::profile),
+        )
+        .route("/photos", get(photos::album).post(photos::finish_upload))
+        .route("/photos/new", get(photos::upload_page))
+        .route("/photos/uploads", post(photos::upload_url))
+        .route("/photos/{id}", get(photos::detail))
+        .route(
+            "/photos/{id}/edit",
+            get(photos::edit_page).post(photos::edit),
+        )
+        .route(
+            "/photos/{id}/delete",
+            get(photos::delete_page).post(photos::delete),
+        )
+        .route("/photos/{id}/map", get(photos::map_one))
+        .route("/search", get(photos::search))
+        .route("/map", get(photos::map_all))
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            pages::error_pages,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::session::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            pages::security_headers,
+        ))
         .with_state(state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn health_reports_ok_and_the_stage() {
-        let app = router(AppState {
-            stage: "dev".to_owned(),
-        });
-        let response = app
-            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json["status"], "ok");
-        assert_eq!(json["stage"], "dev");
-    }
-
-    #[tokio::test]
-    async fn unknown_route_is_404() {
-        let app = router(AppState::default());
-        let response = app
-            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    }
 }

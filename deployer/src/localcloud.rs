@@ -199,7 +199,9 @@ impl LocalCloud {
         Ok(cloud)
     }
 
-    /// Installs if needed and starts a throw-away emulator on a free port (tests).
+    /// Installs if needed and starts a throw-away emulator on a free port
+    /// (tests, benchmarks). It also stops when this process ends without
+    /// dropping it (a `static`), through a watchdog process.
     pub fn start_fresh(project_dir: &Path, data_dir: &Path) -> Result<Self, LocalCloudError> {
         let exe = Self::install(
             project_dir,
@@ -209,14 +211,40 @@ impl LocalCloud {
                 verbose: 0,
             },
         )?;
-        Self::start(
+        let cloud = Self::start(
             &exe,
             &StartOptions {
                 port: free_port()?,
                 data_dir: data_dir.to_owned(),
                 persist: false,
             },
-        )
+        )?;
+        cloud.stop_with_this_process();
+        Ok(cloud)
+    }
+
+    /// Starts a small shell that waits for this process to end, then stops
+    /// the emulator's process group.
+    fn stop_with_this_process(&self) {
+        let Some(child) = &self.child else {
+            return;
+        };
+        let script = format!(
+            // `sh` may be dash, whose `kill` takes no `--`.
+            "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -TERM -{group} 2>/dev/null; sleep 10; kill -KILL -{group} 2>/dev/null",
+            owner = std::process::id(),
+            group = child.id()
+        );
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut watchdog, 0);
+        // Without the watchdog a crashed test may leave an emulator behind;
+        // nothing else depends on it.
+        drop(watchdog.spawn());
     }
 
     fn wait_ready(&self, limit: Duration) -> Result<(), LocalCloudError> {

@@ -25,7 +25,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let app = cloudalbum::router(cloudalbum::AppState::from_env());
+    let state = match cloudalbum::AppState::from_env().await {
+        Ok(state) => state,
+        Err(err) => {
+            eprintln!("error: cannot start: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = cloudalbum::router(state);
     match listener.local_addr() {
         Ok(bound) => eprintln!("cloudalbum listening on http://{bound}/"),
         Err(_) => eprintln!("cloudalbum listening on http://{addr}/"),

@@ -1,0 +1,448 @@
+//! Every route and rejection, through the router, against the local cloud.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::{Browser, jpeg_with_exif, world};
+
+/// Signs up, confirms and signs in a new user; returns the browser.
+async fn signed_in(email: &str, name: &str) -> Browser {
+    let w = world();
+    let mut b = Browser::new(w.state().await);
+    b.get("/signin").await; // gets the CSRF cookie
+    let page = b
+        .post(
+            "/signup",
+            &[("email", email), ("name", name), ("password", "Passw0rd!x")],
+            true,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(
+        page.location
+            .as_deref()
+            .unwrap()
+            .starts_with("/confirm?email=")
+    );
+    // The emulator accepts any code (EMULATOR.md); AWS checks it.
+    let page = b
+        .post("/confirm", &[("email", email), ("code", "123456")], true)
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = b
+        .post(
+            "/signin",
+            &[("email", email), ("password", "Passw0rd!x")],
+            true,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/"));
+    for cookie in ["ca_id", "ca_access", "ca_refresh"] {
+        assert!(b.cookies.contains_key(cookie), "no {cookie} after sign-in");
+    }
+    b
+}
+
+/// Puts `bytes` where the presigned URL would, then finishes the upload.
+async fn upload(
+    b: &mut Browser,
+    bytes: &[u8],
+    content_type: &str,
+    tags: &str,
+    description: &str,
+) -> crate::support::Page {
+    let grant = b
+        .post_json(
+            "/photos/uploads",
+            &json!({ "content_type": content_type, "size": bytes.len() }),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::OK, "{}", grant.body);
+    let grant: serde_json::Value = serde_json::from_str(&grant.body).unwrap();
+    let url = grant["url"].as_str().unwrap();
+    // The presigned URL names one key under the user's prefix.
+    let key_path = url.split('?').next().unwrap();
+    assert!(key_path.contains("/photos/"), "{url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let key = key_path
+        .split_once(&format!("/{}/", world().settings.bucket))
+        .unwrap()
+        .1;
+    world()
+        .s3()
+        .await
+        .put_object()
+        .bucket(&world().settings.bucket)
+        .key(key)
+        .content_type(grant["content_type"].as_str().unwrap())
+        .body(bytes.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    b.post(
+        "/photos",
+        &[
+            ("id", grant["id"].as_str().unwrap()),
+            ("ext", grant["ext"].as_str().unwrap()),
+            ("filename", "IMG_0001.jpg"),
+            ("tags", tags),
+            ("description", description),
+        ],
+        true,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_requests_go_to_sign_in_and_unknown_routes_are_404() {
+    let mut b = Browser::new(world().state().await);
+    let page = b.get("/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location.as_deref(), Some("/signin?next=/"));
+    for path in [
+        "/photos/new",
+        "/map",
+        "/search?q=x",
+        "/profile",
+        "/photos/01JDX5Y3Q7V8W9X0Y1Z2A3B4C5",
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            page.location.unwrap().starts_with("/signin?next="),
+            "{path}"
+        );
+    }
+    let page = b.get("/no/such/page").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("<html"), "404 is a page");
+    assert!(!page.body.contains("panicked"));
+    let health = b.get("/health").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert!(health.body.contains("\"ok\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn security_headers_and_cookie_flags() {
+    let mut b = Browser::new(world().state().await);
+    let page = b.get("/signin").await;
+    let h = &page.headers;
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains(&world().settings.bucket_origin()), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let cookie = h["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    // Plain http on loopback only: anywhere else the cookie is Secure.
+    let mut remote = Browser::new(world().state().await);
+    remote.host = "abc.execute-api.ap-southeast-1.amazonaws.com";
+    let page = remote.get("/signin").await;
+    assert!(
+        page.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Secure")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_changing_requests_need_the_csrf_token() {
+    let mut b = signed_in("csrf@example.com", "Csrf").await;
+    let page = b.post("/signout", &[], false).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = b.post("/signout", &[("csrf", "forged")], false).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = b.post("/profile", &[("name", "x")], false).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // Still signed in: nothing happened.
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_and_forged_tokens_are_rejected() {
+    let mut b = signed_in("tokens@example.com", "Tokens").await;
+    let good = b.cookies["ca_id"].clone();
+    // Without a refresh token, a tampered ID token means signed out.
+    b.cookies.remove("ca_refresh");
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    b.cookies.insert("ca_id".to_owned(), parts.join("."));
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+    b.cookies.insert("ca_id".to_owned(), "garbage".to_owned());
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+    // An unsigned token claiming to be the user.
+    let unsigned = format!("eyJhbGciOiJub25lIn0.{}.", good.split('.').nth(1).unwrap());
+    b.cookies.insert("ca_id".to_owned(), unsigned);
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+    // The real one still works.
+    b.cookies.insert("ca_id".to_owned(), good);
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_mistakes_are_explained_on_the_form() {
+    let mut b = Browser::new(world().state().await);
+    b.get("/signin").await;
+    let page = b
+        .post(
+            "/signin",
+            &[("email", "nobody@example.com"), ("password", "x")],
+            true,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("wrong email or password"),
+        "{}",
+        page.body
+    );
+    let page = b
+        .post(
+            "/signup",
+            &[
+                ("email", "not-an-email"),
+                ("name", "A"),
+                ("password", "Passw0rd!x"),
+            ],
+            true,
+        )
+        .await;
+    assert!(page.body.contains("valid email"), "{}", page.body);
+    let page = b
+        .post(
+            "/signup",
+            &[
+                ("email", "a@example.com"),
+                ("name", &"n".repeat(101)),
+                ("password", "Passw0rd!x"),
+            ],
+            true,
+        )
+        .await;
+    assert!(page.body.contains("too long"), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_view_search_edit_delete_and_privacy() {
+    let mut ann = signed_in("ann@example.com", "Ann").await;
+    let page = ann.get("/").await;
+    assert!(page.body.contains("No photos yet"), "{}", page.body);
+    assert!(page.body.contains("Hello, Ann"));
+
+    let page = upload(
+        &mut ann,
+        &jpeg_with_exif(1200, 800),
+        "image/jpeg",
+        "Beach, Summer",
+        "Sunset <b>walk</b>",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let detail_path = page.location.unwrap();
+    let id = detail_path.trim_start_matches("/photos/").to_owned();
+
+    // The album shows the thumbnail, the detail the EXIF values.
+    let album = ann.get("/").await;
+    assert!(
+        album.body.contains(&format!("/photos/{id}")),
+        "{}",
+        album.body
+    );
+    assert!(album.body.contains("thumbnails"), "{}", album.body);
+    let detail = ann.get(&detail_path).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    for expected in [
+        "Canon",
+        "EOS 5D",
+        "2024-07-01T18:30:00",
+        "1200 × 800",
+        "Seoul",
+        "Korea",
+    ] {
+        assert!(
+            detail.body.contains(expected),
+            "{expected} missing:\n{}",
+            detail.body
+        );
+    }
+    // Escaped, never markup.
+    assert!(detail.body.contains("Sunset &lt;b&gt;walk&lt;/b&gt;"));
+    assert!(!detail.body.contains("<b>walk</b>"));
+
+    // The objects are where the layout says, and private.
+    let s3 = world().s3().await;
+    let bucket = &world().settings.bucket;
+    let objects = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("photos/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(&format!("/{id}.jpg"))));
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(&format!("/thumbnails/{id}.jpg")))
+    );
+    let acl = s3
+        .get_object_acl()
+        .bucket(bucket)
+        .key(keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert!(!acl.grants().iter().any(|g| {
+        g.grantee()
+            .and_then(|g| g.uri())
+            .is_some_and(|u| u.contains("AllUsers"))
+    }));
+
+    // Search: case-insensitive over tags, description and place.
+    for query in ["beach", "SUMMER", "sunset", "seoul"] {
+        let found = ann.get(&format!("/search?q={query}")).await;
+        assert!(found.body.contains(&format!("/photos/{id}")), "{query}");
+    }
+    let none = ann.get("/search?q=mountain").await;
+    assert!(none.body.contains("No photos found"));
+
+    // The map has its marker, as JSON numbers in a data script.
+    let map = ann.get("/map").await;
+    assert!(map.body.contains("\"lat\":37.5"), "{}", map.body);
+    assert!(
+        ann.get(&format!("/photos/{id}/map"))
+            .await
+            .body
+            .contains(&id)
+    );
+
+    // Another user sees none of it: 404s, empty album, empty search.
+    let mut bob = signed_in("bob@example.com", "Bob").await;
+    assert_eq!(bob.get(&detail_path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        bob.get(&format!("{detail_path}/edit")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        bob.post(&format!("{detail_path}/delete"), &[], true)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(!bob.get("/").await.body.contains(&id));
+    assert!(!bob.get("/search?q=beach").await.body.contains(&id));
+
+    // Edit.
+    let page = ann
+        .post(
+            &format!("{detail_path}/edit"),
+            &[
+                ("tags", "beach"),
+                ("description", "Evening swim"),
+                ("lat", "37.5665"),
+                ("lng", "126.978"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(ann.get(&detail_path).await.body.contains("Evening swim"));
+    let bad = ann
+        .post(
+            &format!("{detail_path}/edit"),
+            &[("lat", "1;alert(1)"), ("lng", "0")],
+            true,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Delete removes both objects and the item.
+    let page = ann.post(&format!("{detail_path}/delete"), &[], true).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(ann.get(&detail_path).await.status, StatusCode::NOT_FOUND);
+    let left = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("photos/")
+        .send()
+        .await
+        .unwrap();
+    assert!(left.contents().is_empty(), "{:?}", left.contents());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_images_and_oversized_uploads_are_refused_and_leave_nothing() {
+    let mut b = signed_in("carol@example.com", "Carol").await;
+    // Refused before any URL is given.
+    let page = b
+        .post_json(
+            "/photos/uploads",
+            &json!({ "content_type": "text/html", "size": 10 }),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("only JPEG, PNG and WebP"));
+    let page = b
+        .post_json(
+            "/photos/uploads",
+            &json!({ "content_type": "image/jpeg", "size": 3 * 1024 * 1024 }),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(page.body.contains("the limit is 2 MB"), "{}", page.body);
+
+    // A file that claims to be a JPEG but is not: refused, and removed.
+    let fake: &[u8] = b"<html><script>alert(1)</script></html>";
+    let page = upload(&mut b, fake, "image/jpeg", "", "").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(
+        page.body.contains("not a JPEG, PNG or WebP"),
+        "{}",
+        page.body
+    );
+    let album = b.get("/").await;
+    assert!(album.body.contains("No photos yet"));
+    let objects = world()
+        .s3()
+        .await
+        .list_objects_v2()
+        .bucket(&world().settings.bucket)
+        .prefix("photos/")
+        .send()
+        .await
+        .unwrap();
+    let fake_len = i64::try_from(fake.len()).unwrap();
+    let leftovers: Vec<_> = objects
+        .contents()
+        .iter()
+        .filter(|o| o.size() == Some(fake_len))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the refused upload is still there: {leftovers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_edit_and_sign_out() {
+    let mut b = signed_in("dave@example.com", "Dave").await;
+    let page = b.post("/profile", &[("name", "David")], true).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = b.get("/profile?done=saved").await;
+    assert!(
+        page.body.contains("David"),
+        "the refreshed token carries the new name:\n{}",
+        page.body
+    );
+    let page = b.post("/signout", &[], true).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(!b.cookies.contains_key("ca_id"));
+    assert!(!b.cookies.contains_key("ca_refresh"));
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+}
