@@ -7,3 +7,5 @@ cd "$root"
 scripts/tools.sh
 scripts/vendor.sh
 cargo test --workspace --locked "$@"
+# Browser journeys: headless Chromium against the stage `deployer local` deploys.
+node --test tests/browser/

@@ -34,16 +34,17 @@ pub fn place(lat: f64, lng: f64) -> Option<Place> {
     let record = found.record;
     let country = isocountry::CountryCode::for_alpha2(&record.cc)
         .map_or_else(|_| record.cc.clone(), |c| c.name().to_owned());
-    let address = [
-        record.name.as_str(),
-        record.admin1.as_str(),
-        country.as_str(),
-    ]
-    .iter()
-    .filter(|part| !part.is_empty())
-    .copied()
-    .collect::<Vec<_>>()
-    .join(", ");
+    // "Seoul, Seoul, …" says the city twice: a region named like its city is left out.
+    let mut parts: Vec<&str> = vec![record.name.as_str()];
+    if record.admin1 != record.name {
+        parts.push(&record.admin1);
+    }
+    parts.push(&country);
+    let address = parts
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
     Some(Place {
         city: record.name.clone(),
         country,
@@ -60,7 +61,7 @@ mod tests {
         let p = place(37.565_467, 126.975_431).unwrap();
         assert_eq!(p.city, "Seoul");
         assert!(p.country.contains("Korea"), "{p:?}");
-        assert!(p.address.starts_with("Seoul"), "{p:?}");
+        assert!(p.address.starts_with("Seoul, Korea"), "{p:?}");
     }
 
     #[test]
