@@ -5,5 +5,6 @@
 // A journey reads best as one function, step after step.
 #![allow(clippy::too_many_lines)]
 
+mod lambda;
 mod pages;
 mod support;
