@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks against the peers (awscli, aws-sam-cli), on one fresh local cloud,
-# in one run; prints a Markdown table of medians and ratios.
+# Benchmarks against the peers, each in one run, printing Markdown tables:
+# - deployer: no-change deploy and static sync vs awscli and aws-sam-cli, on
+#   one fresh local cloud (deployer/benches/peers.rs);
+# - app: 12 MP JPEG thumbnail vs Pillow (app/benches/thumbnail.rs), and the
+#   album page of a user with 1,000 photos through the local server
+#   (app/benches/album.rs).
 #
 #   scripts/bench.sh            # BENCH_RUNS=7 by default
 set -euo pipefail
@@ -8,11 +12,12 @@ set -euo pipefail
 # The one place the peers' versions are pinned.
 AWSCLI_VERSION=1.46.3
 SAM_VERSION=1.170.0
+PILLOW_VERSION=12.0.0
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv=.tools/bench
-want="awscli==$AWSCLI_VERSION aws-sam-cli==$SAM_VERSION"
+want="awscli==$AWSCLI_VERSION aws-sam-cli==$SAM_VERSION pillow==$PILLOW_VERSION"
 if [[ ! -f "$venv/.installed" || "$(cat "$venv/.installed")" != "$want" ]]; then
     echo "installing $want into $venv ..." >&2
     rm -rf "$venv"
@@ -21,4 +26,4 @@ if [[ ! -f "$venv/.installed" || "$(cat "$venv/.installed")" != "$want" ]]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check $want
     echo "$want" > "$venv/.installed"
 fi
-cargo bench --workspace --locked --bench peers
+cargo bench --workspace --locked --bench peers --bench thumbnail --bench album

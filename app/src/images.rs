@@ -191,9 +191,16 @@ pub fn process(
     } else {
         (box_w, box_h)
     };
-    let decoded = match kind {
-        Kind::Jpeg => decode_jpeg_scaled(bytes, decode_w, decode_h)?,
-        other => image::load_from_memory_with_format(bytes, other.format())
+    // 1/8 scale still covers the box (the usual case for photos): only the
+    // DC coefficients are decoded.
+    let eighth_covers = width.div_ceil(8) >= decode_w && height.div_ceil(8) >= decode_h;
+    let draft = (kind == Kind::Jpeg && eighth_covers)
+        .then(|| crate::draft::decode_eighth(bytes))
+        .flatten();
+    let decoded = match (draft, kind) {
+        (Some(eighth), _) => DynamicImage::ImageRgb8(eighth),
+        (None, Kind::Jpeg) => decode_jpeg_scaled(bytes, decode_w, decode_h)?,
+        (None, other) => image::load_from_memory_with_format(bytes, other.format())
             .map_err(|e| ImageError::Damaged(e.to_string()))?,
     };
     let mut oriented = decoded;

@@ -30,21 +30,39 @@ async fn next(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
         let queued = rt.events.lock().unwrap().pop_front();
         if let Some((id, event)) = queued {
             let mut headers = HeaderMap::new();
-            headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
-            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_static("9999999999999"));
+            headers.insert(
+                "lambda-runtime-aws-request-id",
+                HeaderValue::from_str(&id).unwrap(),
+            );
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                HeaderValue::from_static("9999999999999"),
+            );
             headers.insert(
                 "lambda-runtime-invoked-function-arn",
-                HeaderValue::from_static("arn:aws:lambda:ap-southeast-1:123456789012:function:cloudalbum-local"),
+                HeaderValue::from_static(
+                    "arn:aws:lambda:ap-southeast-1:123456789012:function:cloudalbum-local",
+                ),
             );
-            headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-0-0"));
+            headers.insert(
+                "lambda-runtime-trace-id",
+                HeaderValue::from_static("Root=1-0-0"),
+            );
             return (headers, event.to_string());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-async fn respond(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: String) -> StatusCode {
-    rt.answers.lock().unwrap().push((id, serde_json::from_str(&body).unwrap()));
+async fn respond(
+    State(rt): State<Arc<Runtime>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    rt.answers
+        .lock()
+        .unwrap()
+        .push((id, serde_json::from_str(&body).unwrap()));
     rt.notify.notify_waiters();
     StatusCode::ACCEPTED
 }
@@ -56,7 +74,9 @@ async fn error(State(rt): State<Arc<Runtime>>, body: String) -> StatusCode {
 }
 
 fn event(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/events").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/events")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -66,7 +86,10 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
     let runtime = Arc::new(Runtime::default());
     let api = axum::Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(respond),
+        )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(error))
         .with_state(runtime.clone());
@@ -103,19 +126,41 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
         .spawn()
         .unwrap();
 
-    let cases = ["get-health.json", "get-root.json", "get-unknown.json", "post-signout-no-csrf.json"];
+    let cases = [
+        "get-health.json",
+        "get-root.json",
+        "get-unknown.json",
+        "post-signout-no-csrf.json",
+    ];
     for (i, name) in cases.iter().enumerate() {
-        runtime.events.lock().unwrap().push_back((format!("req-{i}"), event(name)));
+        runtime
+            .events
+            .lock()
+            .unwrap()
+            .push_back((format!("req-{i}"), event(name)));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while runtime.answers.lock().unwrap().len() < cases.len() {
-        assert!(runtime.errors.lock().unwrap().is_empty(), "{:?}", runtime.errors.lock().unwrap());
-        assert!(tokio::time::Instant::now() < deadline, "the function did not answer every event");
+        assert!(
+            runtime.errors.lock().unwrap().is_empty(),
+            "{:?}",
+            runtime.errors.lock().unwrap()
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the function did not answer every event"
+        );
         let _ = tokio::time::timeout(Duration::from_millis(200), runtime.notify.notified()).await;
     }
     function.kill().await.unwrap();
     let answers: Vec<(String, Value)> = runtime.answers.lock().unwrap().clone();
-    let answer = |id: &str| answers.iter().find(|(i, _)| i == id).map(|(_, v)| v.clone()).unwrap();
+    let answer = |id: &str| {
+        answers
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
     let header = |v: &Value, name: &str| -> Option<String> {
         v["headers"]
             .as_object()
@@ -131,24 +176,47 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
 
     let health = answer("req-0");
     assert_eq!(health["statusCode"], 200, "{health}");
-    assert_eq!(header(&health, "content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        header(&health, "content-type").as_deref(),
+        Some("application/json")
+    );
     let body: Value = serde_json::from_str(health["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body, serde_json::json!({ "status": "ok", "stage": "local" }));
+    assert_eq!(
+        body,
+        serde_json::json!({ "status": "ok", "stage": "local" })
+    );
 
     // Links keep the API Gateway stage: /local/…
     let root = answer("req-1");
     assert_eq!(root["statusCode"], 303, "{root}");
-    assert_eq!(header(&root, "location").as_deref(), Some("/local/signin?next=/"));
+    assert_eq!(
+        header(&root, "location").as_deref(),
+        Some("/local/signin?next=/")
+    );
     // Behind https on AWS every cookie is Secure.
     let cookie = header(&root, "set-cookie").unwrap();
-    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 
     let unknown = answer("req-2");
     assert_eq!(unknown["statusCode"], 404, "{unknown}");
-    assert!(header(&unknown, "content-type").unwrap().starts_with("text/html"));
+    assert!(
+        header(&unknown, "content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = unknown["body"].as_str().unwrap();
-    assert!(html.contains("href=\"/local/\""), "error pages link under the stage");
-    assert!(header(&unknown, "content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        html.contains("href=\"/local/\""),
+        "error pages link under the stage"
+    );
+    assert!(
+        header(&unknown, "content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
 
     let signout = answer("req-3");
     assert_eq!(signout["statusCode"], 403, "{signout}");

@@ -60,60 +60,7 @@ fn start() -> World {
         &stage,
         &Target::Endpoint(endpoint.clone()),
     ));
-    let outputs = rt.block_on(async {
-        // The function is not invoked here: any code will do.
-        aws.s3
-            .create_bucket()
-            .bucket("test-code")
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(REGION.into())
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let zip = deployer::artifact::deterministic_zip(b"#!/bin/sh\nexit 1\n").unwrap();
-        aws.s3
-            .put_object()
-            .bucket("test-code")
-            .key("code.zip")
-            .body(zip.into())
-            .send()
-            .await
-            .unwrap();
-        let parameters = [
-            ("CodeBucket".to_owned(), "test-code".to_owned()),
-            ("CodeKey".to_owned(), "code.zip".to_owned()),
-        ];
-        let ChangeSet::Ready { name, stack_id, .. } = cfn::create_change_set(
-            &aws,
-            &ChangeSetRequest {
-                stack: "cloudalbum-local",
-                create: true,
-                template: TemplateSource::Body(template.body()),
-                parameters: &parameters,
-                tags: &[],
-            },
-        )
-        .await
-        .unwrap() else {
-            panic!("empty change set for a new stack")
-        };
-        cfn::execute_change_set(&aws, "cloudalbum-local", &name)
-            .await
-            .unwrap();
-        let status = cfn::wait(&aws, &stack_id, None, &mut Quiet).await.unwrap();
-        assert_eq!(status, "CREATE_COMPLETE");
-        let stack = cfn::describe(&aws, "cloudalbum-local")
-            .await
-            .unwrap()
-            .unwrap();
-        deployer::localcloud::after_deploy(&aws.s3, &stack.outputs["BucketName"])
-            .await
-            .unwrap();
-        stack.outputs
-    });
+    let outputs = rt.block_on(create_stack(&aws, &template));
     let pool = outputs["UserPoolId"].clone();
     let client = outputs["UserPoolClientId"].clone();
     let settings = Settings {
@@ -151,6 +98,65 @@ fn start() -> World {
         _cloud: cloud,
         _data: data,
     }
+}
+
+/// Creates the stage's stack from its template, with stand-in code.
+async fn create_stack(
+    aws: &Aws,
+    template: &deployer::synth::Template,
+) -> std::collections::BTreeMap<String, String> {
+    // The function is not invoked here: any code will do.
+    aws.s3
+        .create_bucket()
+        .bucket("test-code")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(REGION.into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let zip = deployer::artifact::deterministic_zip(b"#!/bin/sh\nexit 1\n").unwrap();
+    aws.s3
+        .put_object()
+        .bucket("test-code")
+        .key("code.zip")
+        .body(zip.into())
+        .send()
+        .await
+        .unwrap();
+    let parameters = [
+        ("CodeBucket".to_owned(), "test-code".to_owned()),
+        ("CodeKey".to_owned(), "code.zip".to_owned()),
+    ];
+    let ChangeSet::Ready { name, stack_id, .. } = cfn::create_change_set(
+        aws,
+        &ChangeSetRequest {
+            stack: "cloudalbum-local",
+            create: true,
+            template: TemplateSource::Body(template.body()),
+            parameters: &parameters,
+            tags: &[],
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!("empty change set for a new stack")
+    };
+    cfn::execute_change_set(aws, "cloudalbum-local", &name)
+        .await
+        .unwrap();
+    let status = cfn::wait(aws, &stack_id, None, &mut Quiet).await.unwrap();
+    assert_eq!(status, "CREATE_COMPLETE");
+    let stack = cfn::describe(aws, "cloudalbum-local")
+        .await
+        .unwrap()
+        .unwrap();
+    deployer::localcloud::after_deploy(&aws.s3, &stack.outputs["BucketName"])
+        .await
+        .unwrap();
+    stack.outputs
 }
 
 async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
