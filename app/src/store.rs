@@ -177,15 +177,8 @@ fn db_error(action: &str, err: impl std::fmt::Debug) -> AppError {
 impl Store {
     /// Stores a new photo; never overwrites one.
     pub async fn put(&self, user: &str, photo: &Photo) -> Result<(), AppError> {
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item(user, photo)))
-            .condition_expression("attribute_not_exists(photo_id)")
-            .send()
+        self.write(user, photo, "attribute_not_exists(photo_id)")
             .await
-            .map_err(|e| db_error("PutItem", e))?;
-        Ok(())
     }
 
     pub async fn get(&self, user: &str, id: &str) -> Result<Option<Photo>, AppError> {
@@ -207,11 +200,15 @@ impl Store {
 
     /// Replaces a photo's details (it must exist and be the user's).
     pub async fn update(&self, user: &str, photo: &Photo) -> Result<(), AppError> {
+        self.write(user, photo, "attribute_exists(photo_id)").await
+    }
+
+    async fn write(&self, user: &str, photo: &Photo, condition: &str) -> Result<(), AppError> {
         self.ddb
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item(user, photo)))
-            .condition_expression("attribute_exists(photo_id)")
+            .condition_expression(condition)
             .send()
             .await
             .map_err(|e| db_error("PutItem", e))?;

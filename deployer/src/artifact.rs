@@ -432,13 +432,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
 }
 
 fn invalid_request(action: &'static str, aws: &Aws, err: &dyn std::fmt::Display) -> AwsError {
-    AwsError {
-        action,
-        target: aws.target(),
-        kind: crate::aws::ErrorKind::Other,
-        code: None,
-        message: err.to_string(),
-    }
+    AwsError::other(action, aws.target(), err)
 }
 
 /// Uploads `bytes` under `key` unless an object is already there (keys are

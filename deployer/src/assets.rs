@@ -288,13 +288,7 @@ pub async fn delete_keys<'a>(
         .set_objects(Some(objects))
         .quiet(true)
         .build()
-        .map_err(|e| AwsError {
-            action: "s3:DeleteObject",
-            target: aws.target(),
-            kind: crate::aws::ErrorKind::Other,
-            code: None,
-            message: e.to_string(),
-        })?;
+        .map_err(|e| AwsError::other("s3:DeleteObject", aws.target(), e))?;
     let result = aws
         .s3
         .delete_objects()

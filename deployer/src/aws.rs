@@ -95,12 +95,12 @@ impl Aws {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", self.target(), e))?;
-        identity.account.ok_or_else(|| AwsError {
-            action: "sts:GetCallerIdentity",
-            target: self.target(),
-            kind: ErrorKind::Other,
-            code: None,
-            message: "the answer named no account".to_owned(),
+        identity.account.ok_or_else(|| {
+            AwsError::other(
+                "sts:GetCallerIdentity",
+                self.target(),
+                "the answer named no account",
+            )
         })
     }
 
@@ -253,6 +253,17 @@ impl AwsError {
             kind,
             code,
             message,
+        }
+    }
+
+    /// A failure that is neither credentials, permissions nor the network.
+    pub fn other(action: &'static str, target: String, message: impl fmt::Display) -> Self {
+        Self {
+            action,
+            target,
+            kind: ErrorKind::Other,
+            code: None,
+            message: message.to_string(),
         }
     }
 

@@ -455,26 +455,21 @@ pub async fn after_deploy(
     bucket: &str,
 ) -> Result<(), crate::aws::AwsError> {
     use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+    let invalid = |e: aws_sdk_s3::error::BuildError| {
+        crate::aws::AwsError::other(
+            "s3:PutBucketOwnershipControls",
+            "the local cloud".to_owned(),
+            e,
+        )
+    };
     let rule = OwnershipControlsRule::builder()
         .object_ownership(ObjectOwnership::BucketOwnerPreferred)
         .build()
-        .map_err(|e| crate::aws::AwsError {
-            action: "s3:PutBucketOwnershipControls",
-            target: "the local cloud".to_owned(),
-            kind: crate::aws::ErrorKind::Other,
-            code: None,
-            message: e.to_string(),
-        })?;
+        .map_err(invalid)?;
     let controls = OwnershipControls::builder()
         .rules(rule)
         .build()
-        .map_err(|e| crate::aws::AwsError {
-            action: "s3:PutBucketOwnershipControls",
-            target: "the local cloud".to_owned(),
-            kind: crate::aws::ErrorKind::Other,
-            code: None,
-            message: e.to_string(),
-        })?;
+        .map_err(invalid)?;
     s3.put_bucket_ownership_controls()
         .bucket(bucket)
         .ownership_controls(controls)

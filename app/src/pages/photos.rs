@@ -455,14 +455,26 @@ fn now_iso() -> String {
     )
 }
 
+/// A page about one of the user's photos.
+async fn photo_page(
+    state: &AppState,
+    user: &User,
+    session: &Session,
+    id: &str,
+    template: &str,
+    title: &str,
+) -> Result<Response, AppError> {
+    let photo = own_photo(state, user, id).await?;
+    let view = view(state, user, photo).await?;
+    Ok(page(state, session, template, title, json!({ "photo": view }))?.into_response())
+}
+
 pub async fn detail(
     State(state): State<AppState>,
     SignedIn(user, session): SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let photo = own_photo(&state, &user, &id).await?;
-    let view = view(&state, &user, photo).await?;
-    Ok(page(&state, &session, "photo", "Photo", json!({ "photo": view }))?.into_response())
+    photo_page(&state, &user, &session, &id, "photo", "Photo").await
 }
 
 pub async fn edit_page(
@@ -470,16 +482,7 @@ pub async fn edit_page(
     SignedIn(user, session): SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let photo = own_photo(&state, &user, &id).await?;
-    let view = view(&state, &user, photo).await?;
-    Ok(page(
-        &state,
-        &session,
-        "edit",
-        "Edit photo",
-        json!({ "photo": view }),
-    )?
-    .into_response())
+    photo_page(&state, &user, &session, &id, "edit", "Edit photo").await
 }
 
 pub async fn edit(
@@ -512,16 +515,7 @@ pub async fn delete_page(
     SignedIn(user, session): SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let photo = own_photo(&state, &user, &id).await?;
-    let view = view(&state, &user, photo).await?;
-    Ok(page(
-        &state,
-        &session,
-        "delete",
-        "Delete photo",
-        json!({ "photo": view }),
-    )?
-    .into_response())
+    photo_page(&state, &user, &session, &id, "delete", "Delete photo").await
 }
 
 #[derive(Debug, Deserialize)]

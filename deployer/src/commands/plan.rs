@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::Session;
-use super::up::{Before, prepare, split_changes, stack_before, stack_tags, template_source};
-use crate::cfn::{self, Change, ChangeSet, ChangeSetRequest};
-use crate::model::ids;
+use super::up::{Before, prepare, split_changes, stack_before, stage_change_set, template_source};
+use crate::cfn::{self, Change, ChangeSet};
 use crate::{Context, Error, artifact};
 
 #[derive(Debug, Serialize)]
@@ -77,22 +76,8 @@ pub async fn run(context: &Context) -> Result<ExitCode, Error> {
     let account = session.aws.account_id().await?;
     let bucket = artifact::bucket_name(&account, &session.aws.region);
     let source = template_source(&session, &prepared.template, None).await?;
-    let parameters = vec![
-        (ids::CODE_BUCKET.to_string(), bucket),
-        (ids::CODE_KEY.to_string(), prepared.artifact.key.clone()),
-    ];
-    let tags = stack_tags(&session);
-    let change_set = cfn::create_change_set(
-        &session.aws,
-        &ChangeSetRequest {
-            stack: &session.stack,
-            create,
-            template: source,
-            parameters: &parameters,
-            tags: &tags,
-        },
-    )
-    .await?;
+    let change_set =
+        stage_change_set(&session, create, source, &bucket, &prepared.artifact.key).await?;
     let (changes, up_to_date) = match change_set {
         ChangeSet::Empty => (Vec::new(), true),
         ChangeSet::Ready { name, changes, .. } => {

@@ -205,6 +205,33 @@ pub fn split_changes(changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
     changes.into_iter().partition(Change::is_direct)
 }
 
+/// The stage's change set: its template, with the code's bucket and key as
+/// the template parameters and the stack's tags.
+pub async fn stage_change_set(
+    session: &Session,
+    create: bool,
+    template: TemplateSource,
+    code_bucket: &str,
+    code_key: &str,
+) -> Result<ChangeSet, Error> {
+    let parameters = vec![
+        (ids::CODE_BUCKET.to_string(), code_bucket.to_owned()),
+        (ids::CODE_KEY.to_string(), code_key.to_owned()),
+    ];
+    let tags = stack_tags(session);
+    Ok(cfn::create_change_set(
+        &session.aws,
+        &ChangeSetRequest {
+            stack: &session.stack,
+            create,
+            template,
+            parameters: &parameters,
+            tags: &tags,
+        },
+    )
+    .await?)
+}
+
 /// Prints direct changes, then the ones that may follow through references.
 pub fn show_changes(context: &Context, direct: &[Change], dependent: &[Change]) {
     context
@@ -260,22 +287,8 @@ pub async fn deploy(context: &Context, session: &Session) -> Result<UpReport, Er
         }
     };
     let source = template_source(session, &prepared.template, Some(&artifact.bucket)).await?;
-    let parameters = vec![
-        (ids::CODE_BUCKET.to_string(), artifact.bucket.clone()),
-        (ids::CODE_KEY.to_string(), artifact.key.clone()),
-    ];
-    let tags = stack_tags(session);
-    let change_set = cfn::create_change_set(
-        &session.aws,
-        &ChangeSetRequest {
-            stack: &session.stack,
-            create,
-            template: source,
-            parameters: &parameters,
-            tags: &tags,
-        },
-    )
-    .await?;
+    let change_set =
+        stage_change_set(session, create, source, &artifact.bucket, &artifact.key).await?;
     timings.change_set = watch.millis();
 
     let watch = Stopwatch::start();
