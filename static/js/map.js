@@ -1,6 +1,45 @@
 // CloudAlbum: the map of photos (Leaflet + OpenStreetMap tiles, no API key).
 "use strict";
 
+// The location picker of the upload and edit forms: a click on the map sets
+// the latitude and longitude fields; typing in them moves the marker.
+(function () {
+  const element = document.getElementById("picker");
+  if (!element || typeof L === "undefined") return;
+  const form = element.closest("form");
+  const lat = form.elements.lat;
+  const lng = form.elements.lng;
+  const map = L.map(element);
+  L.tileLayer(element.dataset.tiles, {
+    maxZoom: 19,
+    attribution: "&copy; OpenStreetMap contributors",
+  }).addTo(map);
+  let marker = null;
+  function place(position, pan) {
+    if (marker) marker.setLatLng(position);
+    else marker = L.marker(position, { title: "Photo location" }).addTo(map);
+    if (pan) map.setView(position, Math.max(map.getZoom() || 0, 12));
+  }
+  const start = [parseFloat(lat.value), parseFloat(lng.value)];
+  if (Number.isFinite(start[0]) && Number.isFinite(start[1])) {
+    map.setView(start, 13);
+    place(start, false);
+  } else {
+    map.setView([20, 0], 2);
+  }
+  map.on("click", function (event) {
+    lat.value = event.latlng.lat.toFixed(6);
+    lng.value = event.latlng.lng.toFixed(6);
+    place(event.latlng, false);
+  });
+  function typed() {
+    const position = [parseFloat(lat.value), parseFloat(lng.value)];
+    if (Math.abs(position[0]) <= 90 && Math.abs(position[1]) <= 180) place(position, true);
+  }
+  lat.addEventListener("change", typed);
+  lng.addEventListener("change", typed);
+})();
+
 (function () {
   const element = document.getElementById("map");
   const data = document.getElementById("markers");

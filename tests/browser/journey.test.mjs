@@ -173,6 +173,13 @@ test("a user's whole journey, and a second user who sees none of it", async () =
   await page.goto(detailUrl);
   await page.click("text=Edit");
   await page.fill("textarea[name=description]", "Evening at Deoksugung");
+  // The location picker: a click on the map sets the coordinates.
+  await page.waitForSelector("#picker .leaflet-marker-icon");
+  const before = await page.inputValue("input[name=lat]");
+  await page.click("#picker", { position: { x: 60, y: 60 } });
+  const after = await page.inputValue("input[name=lat]");
+  assert.notEqual(after, before);
+  assert.ok(Math.abs(parseFloat(after) - 37.56) < 0.2, `picked ${after}`);
   await snap(page, "edit");
   await page.click("main button[type=submit]");
   await page.waitForURL(detailUrl);

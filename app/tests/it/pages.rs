@@ -446,3 +446,66 @@ async fn profile_edit_and_sign_out() {
     assert!(!b.cookies.contains_key("ca_refresh"));
     assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forgot_and_reset_password() {
+    let mut b = signed_in("erin@example.com", "Erin").await;
+    let page = b.post("/signout", &[], true).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(
+        b.get("/forgot")
+            .await
+            .body
+            .contains("Forgot your password?")
+    );
+    let page = b
+        .post("/forgot", &[("email", "erin@example.com")], true)
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/reset?email=erin%40example.com")
+    );
+    let weak = b
+        .post(
+            "/reset",
+            &[
+                ("email", "erin@example.com"),
+                ("code", "123456"),
+                ("password", "short"),
+            ],
+            true,
+        )
+        .await;
+    assert!(weak.body.contains("8 to 256 characters"), "{}", weak.body);
+    // The emulator accepts any code (EMULATOR.md); AWS checks the emailed one.
+    let page = b
+        .post(
+            "/reset",
+            &[
+                ("email", "erin@example.com"),
+                ("code", "123456"),
+                ("password", "N3wPassw0rd!"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/signin?done=reset"));
+    let old = b
+        .post(
+            "/signin",
+            &[("email", "erin@example.com"), ("password", "Passw0rd!x")],
+            true,
+        )
+        .await;
+    assert!(old.body.contains("wrong email or password"), "{}", old.body);
+    let new = b
+        .post(
+            "/signin",
+            &[("email", "erin@example.com"), ("password", "N3wPassw0rd!")],
+            true,
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::SEE_OTHER, "{}", new.body);
+}
