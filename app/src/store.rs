@@ -227,6 +227,19 @@ impl Store {
         Ok(())
     }
 
+    /// A `Query` of the user's own partition, newest first.
+    fn newest_first(
+        &self,
+        user: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("user_id = :u")
+            .expression_attribute_values(":u", s(user))
+            .scan_index_forward(false)
+    }
+
     /// The album, newest first, `limit` at a time from `cursor`.
     pub async fn page(
         &self,
@@ -234,14 +247,7 @@ impl Store {
         cursor: Option<&str>,
         limit: i32,
     ) -> Result<Page, AppError> {
-        let mut query = self
-            .ddb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("user_id = :u")
-            .expression_attribute_values(":u", s(user))
-            .scan_index_forward(false)
-            .limit(limit);
+        let mut query = self.newest_first(user).limit(limit);
         if let Some(start) = cursor.and_then(decode_cursor) {
             query = query
                 .exclusive_start_key("user_id", s(user))
@@ -292,12 +298,7 @@ impl Store {
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let mut query = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("user_id = :u")
-                .expression_attribute_values(":u", s(user))
-                .scan_index_forward(false)
+                .newest_first(user)
                 .set_exclusive_start_key(start.take());
             if let Some((expression, value)) = &filter {
                 query = query
