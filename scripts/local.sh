@@ -5,4 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/vendor.sh
-exec cargo run --locked --bin deployer -- local "$@"
+# Built with --workspace like the tests, so no dependency is built twice with
+# other features (`cargo run --bin` would select one package).
+cargo build --workspace --locked --bins
+exec "${CARGO_TARGET_DIR:-$root/target}/debug/deployer" local "$@"
