@@ -6,10 +6,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::{Digest, Sha256};
-
 use crate::aws::{Aws, AwsError};
-use crate::commands::synth::hex;
+use crate::digest::sha256_hex;
 use crate::stage::Architecture;
 
 /// `provided.al2023` ships glibc 2.34: the binary must not need a newer one.
@@ -65,7 +63,7 @@ impl Artifact {
     }
 
     fn from_zip(zip: Vec<u8>) -> Self {
-        let sha256 = hex(&Sha256::digest(&zip));
+        let sha256 = sha256_hex(&zip);
         Self {
             key: format!("bootstrap/{sha256}.zip"),
             zip,
@@ -82,7 +80,7 @@ impl Artifact {
             path: binary_path.to_owned(),
             source,
         })?;
-        let binary_sha = hex(&Sha256::digest(&binary));
+        let binary_sha = sha256_hex(&binary);
         let cache = binary_path.with_extension("deployer.zip");
         let stamp = binary_path.with_extension("deployer.zip.source");
         if std::fs::read_to_string(&stamp).is_ok_and(|s| s == binary_sha)
@@ -413,7 +411,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
             ServerSideEncryptionByDefault::builder()
                 .sse_algorithm(ServerSideEncryption::Aes256)
                 .build()
-                .map_err(|e| invalid_request("s3:PutBucketEncryption", aws, &e))?,
+                .map_err(|e| AwsError::other("s3:PutBucketEncryption", aws.target(), e))?,
         )
         .build();
     aws.s3
@@ -423,16 +421,12 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
             ServerSideEncryptionConfiguration::builder()
                 .rules(rule)
                 .build()
-                .map_err(|e| invalid_request("s3:PutBucketEncryption", aws, &e))?,
+                .map_err(|e| AwsError::other("s3:PutBucketEncryption", aws.target(), e))?,
         )
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("s3:PutBucketEncryption", aws.target(), e))?;
     Ok(name)
-}
-
-fn invalid_request(action: &'static str, aws: &Aws, err: &dyn std::fmt::Display) -> AwsError {
-    AwsError::other(action, aws.target(), err)
 }
 
 /// Uploads `bytes` under `key` unless an object is already there (keys are

@@ -11,7 +11,7 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
-use crate::commands::synth::hex;
+use crate::digest::hex;
 use crate::model::STATIC_PREFIX;
 
 /// Uploads in flight at once.

@@ -111,21 +111,6 @@ pub struct LocalArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-impl Command {
-    /// The subcommand's name as typed.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Synth(_) => "synth",
-            Self::Plan => "plan",
-            Self::Up => "up",
-            Self::Url => "url",
-            Self::Status => "status",
-            Self::Down(_) => "down",
-            Self::Local(_) => "local",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod aws;
 pub mod cfn;
 pub mod cli;
 pub mod commands;
+pub mod digest;
 pub mod error;
 pub mod intrinsic;
 pub mod localcloud;

@@ -20,7 +20,6 @@ pub fn interactive() -> bool {
 }
 
 pub struct StackProgress {
-    started: Instant,
     quiet: bool,
     bars: Option<Bars>,
     /// Per resource: when its current operation started.
@@ -54,7 +53,6 @@ impl StackProgress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         });
         Self {
-            started: Instant::now(),
             quiet,
             bars,
             since: BTreeMap::new(),
@@ -72,8 +70,8 @@ impl StackProgress {
         })
     }
 
-    /// Clears spinners; returns the time the whole operation took.
-    pub fn finish(&mut self) -> Duration {
+    /// Leaves every resource's last line on screen.
+    pub fn finish(&mut self) {
         if let Some(bars) = &self.bars {
             for line in bars.lines.values() {
                 if !line.is_finished() {
@@ -81,7 +79,6 @@ impl StackProgress {
                 }
             }
         }
-        self.started.elapsed()
     }
 }
 

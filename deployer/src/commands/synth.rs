@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::cli::SynthArgs;
 use crate::model::{StageModel, Target};
@@ -87,7 +86,7 @@ pub fn run(context: &Context, args: &SynthArgs) -> Result<ExitCode, Error> {
                     Format::Json => "json",
                 },
                 bytes: text.len(),
-                sha256: hex(&Sha256::digest(text.as_bytes())),
+                sha256: crate::digest::sha256_hex(text.as_bytes()),
                 body_bytes,
                 fits_inline: template.fits_inline(),
             });
@@ -110,14 +109,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         drop(std::fs::remove_file(&tmp));
         error(source)
     })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

@@ -6,7 +6,6 @@ use std::fmt;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use sha2::Digest;
 
 use super::{Session, confirm};
 use crate::artifact::{self, Artifact};
@@ -175,7 +174,7 @@ pub async fn template_source(
     };
     let key = format!(
         "templates/{}.json",
-        super::synth::hex(&sha2::Sha256::digest(body.as_bytes()))
+        crate::digest::sha256_hex(body.as_bytes())
     );
     artifact::upload_if_missing(&session.aws, bucket, &key, body.as_bytes()).await?;
     let url = match &session.target {
