@@ -1,9 +1,18 @@
-//! JPEG "draft mode" at 1/8 scale for baseline JPEGs: the image made of each
-//! 8×8 block's DC coefficient (its mean), which is exactly what libjpeg's 1/8
-//! scaled decoding (Pillow's draft mode) produces. Only the DC coefficients
-//! are decoded; the AC coefficients' Huffman codes are skipped without being
-//! dequantized or transformed. Anything else (progressive, arithmetic coding,
-//! 12-bit, CMYK) returns `None`, and the caller decodes it the general way.
+//! JPEG "draft mode" at 1/8 scale for baseline JPEGs: one pixel per 8×8 block,
+//! the block's mean, which is what libjpeg's 1/8 scaled decoding (Pillow's
+//! draft mode) produces.
+//!
+//! - A full-resolution component (luma, or every component of a 4:4:4 file)
+//!   needs only each block's DC coefficient. Its AC coefficients' Huffman
+//!   codes are skipped, several per table lookup, never dequantized or
+//!   transformed: that walk is nearly all the time spent.
+//! - A subsampled component (4:2:0, 4:2:2 chroma) gives each block 2×2 (or
+//!   2×1) pixels, the means of its quarters (halves), computed from all its
+//!   coefficients, as libjpeg's reduced IDCT does, so colour edges stay where
+//!   they are.
+//!
+//! Anything else (progressive, arithmetic coding, 12-bit, CMYK) returns
+//! `None`, and the caller decodes it the general way.
 
 use image::RgbImage;
 
@@ -27,7 +36,8 @@ struct Frame<'a> {
     width: usize,
     height: usize,
     components: Vec<Component>,
-    quant_dc: [u16; 4],
+    /// Quantization tables in zigzag order.
+    quant: [[u16; 64]; 4],
     dc_tables: [Option<Huffman>; 4],
     ac_tables: [Option<Huffman>; 4],
     restart_interval: usize,
@@ -41,8 +51,12 @@ struct Frame<'a> {
 struct Huffman {
     /// (symbol, code length) for codes of at most `LOOKAHEAD` bits; length 0 = slow path.
     fast: Vec<(u8, u8)>,
-    /// For AC use: (bits to consume = code + extra bits, symbol); 0 bits = not covered.
-    skip: Vec<(u8, u8)>,
+    /// For AC use, indexed by the next `MULTI_BITS` bits: as many whole AC
+    /// coefficients (code and extra bits) as fit, packed by [`Multi`].
+    multi: Vec<Multi>,
+    /// Indexed by the next `LOOKAHEAD` bits: (bits to consume = code + extra
+    /// bits, the symbol, the value the extra bits encode); 0 bits = slow path.
+    valued: Vec<Valued>,
     /// Per code length 1..=16: the largest code, and the offset into `values`.
     max_code: [i32; 18],
     val_offset: [i32; 18],
@@ -50,9 +64,44 @@ struct Huffman {
 }
 
 const LOOKAHEAD: u32 = 11;
+const MULTI_BITS: u32 = 14;
+
+/// Several AC coefficients skipped at once, packed in 16 bits so the table
+/// stays in L1: the bits they take (low 5 bits; 0 = the first coefficient is
+/// longer than `MULTI_BITS`), whether the last is end-of-block (bit 5), and
+/// how far they move the position in the block (bits 8..), counting
+/// end-of-block as 1, so that `k + reach <= 64` says every coefficient in the
+/// entry still belongs to this block.
+#[derive(Clone, Copy, Default)]
+struct Multi(u16);
+
+impl Multi {
+    const END_OF_BLOCK: u16 = 1 << 5;
+
+    fn new(bits: u32, reach: u32, end_of_block: bool) -> Self {
+        let packed = bits | reach << 8 | if end_of_block { 1 << 5 } else { 0 };
+        Self(u16::try_from(packed).unwrap_or(0))
+    }
+
+    #[inline]
+    fn bits(self) -> u32 {
+        u32::from(self.0 & 31)
+    }
+
+    #[inline]
+    fn reach(self) -> usize {
+        usize::from(self.0 >> 8)
+    }
+
+    #[inline]
+    fn end_of_block(self) -> bool {
+        self.0 & Self::END_OF_BLOCK != 0
+    }
+}
 
 impl Huffman {
-    fn new(counts: &[u8; 16], values: &[u8]) -> Option<Self> {
+    /// `ac` builds the table for AC coefficients, else for DC differences.
+    fn new(counts: &[u8; 16], values: &[u8], ac: bool) -> Option<Self> {
         let mut max_code = [-1i32; 18];
         let mut val_offset = [0i32; 18];
         let mut fast = vec![(0u8, 0u8); 1 << LOOKAHEAD];
@@ -82,24 +131,87 @@ impl Huffman {
             code <<= 1;
         }
         max_code[17] = i32::MAX;
-        let skip = fast
-            .iter()
-            .map(|&(symbol, len)| {
-                let total = u32::from(len) + u32::from(symbol & 15);
-                if len > 0 && total <= LOOKAHEAD {
-                    (u8::try_from(total).unwrap_or(0), symbol)
-                } else {
-                    (0, symbol)
-                }
-            })
+        let multi = if ac {
+            (0..1u32 << MULTI_BITS)
+                .map(|window| multi_entry(&fast, window))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let with_values = (0..1u32 << LOOKAHEAD)
+            .map(|window| valued_entry(&fast, window))
             .collect();
         Some(Self {
             fast,
-            skip,
+            multi,
+            valued: with_values,
             max_code,
             val_offset,
             values: values.to_vec(),
         })
+    }
+}
+
+/// A symbol and the value of its extra bits (a DC difference, or an AC
+/// coefficient), decoded in one lookup.
+#[derive(Clone, Copy, Default)]
+struct Valued {
+    /// Code and extra bits; 0 = longer than `LOOKAHEAD`.
+    bits: u8,
+    symbol: u8,
+    value: i16,
+}
+
+/// The symbol and value at the top of a `LOOKAHEAD`-bit window.
+fn valued_entry(fast: &[(u8, u8)], window: u32) -> Valued {
+    let (symbol, len) = fast[window as usize];
+    let size = symbol & 15;
+    let total = u32::from(len) + u32::from(size);
+    if len == 0 || total > LOOKAHEAD {
+        return Valued::default();
+    }
+    let extra = (window >> (LOOKAHEAD - total)) & ((1 << size) - 1);
+    let value = extend(i32::try_from(extra).unwrap_or(0), u32::from(size));
+    Valued {
+        bits: u8::try_from(total).unwrap_or(0),
+        symbol,
+        value: i16::try_from(value).unwrap_or(0),
+    }
+}
+
+/// JPEG's EXTEND: `size` raw bits to a signed value.
+#[inline]
+fn extend(v: i32, size: u32) -> i32 {
+    if size == 0 {
+        0
+    } else if v < (1 << (size - 1)) {
+        v - (1 << size) + 1
+    } else {
+        v
+    }
+}
+
+/// Greedily decodes whole AC coefficients from the top of a `MULTI_BITS`-bit window.
+fn multi_entry(fast: &[(u8, u8)], window: u32) -> Multi {
+    let (mut used, mut reach) = (0u32, 0u32);
+    loop {
+        let rest = (window << used) & ((1 << MULTI_BITS) - 1);
+        let (symbol, len) = fast[(rest >> (MULTI_BITS - LOOKAHEAD)) as usize];
+        let total = u32::from(len) + u32::from(symbol & 15);
+        let (run, size) = (u32::from(symbol >> 4), symbol & 15);
+        let advance = match (run, size) {
+            (_, 1..) => run + 1,
+            (15, 0) => 16,
+            _ => 1,
+        };
+        if len == 0 || used + total > MULTI_BITS || reach + advance > 64 {
+            return Multi::new(used, reach, false);
+        }
+        used += total;
+        reach += advance;
+        if size == 0 && run != 15 {
+            return Multi::new(used, reach, true);
+        }
     }
 }
 
@@ -112,38 +224,20 @@ fn be16(data: &[u8], at: usize) -> Option<usize> {
 
 impl<'a> Frame<'a> {
     fn parse(data: &'a [u8]) -> Option<Self> {
-        if data.get(..2)? != [0xFF, 0xD8] {
-            return None;
-        }
         let mut frame = Frame {
             width: 0,
             height: 0,
             components: Vec::new(),
-            quant_dc: [0; 4],
+            quant: [[0; 64]; 4],
             dc_tables: [None, None, None, None],
             ac_tables: [None, None, None, None],
             restart_interval: 0,
             scan: &[],
             adobe_transform: None,
         };
-        let mut pos = 2;
-        loop {
-            // Markers may be padded with extra 0xFF bytes.
-            while *data.get(pos)? == 0xFF && *data.get(pos + 1)? == 0xFF {
-                pos += 1;
-            }
-            if *data.get(pos)? != 0xFF {
-                return None;
-            }
-            let marker = *data.get(pos + 1)?;
-            // SOI/TEM/RSTn have no length.
-            if matches!(marker, 0xD8 | 0x01 | 0xD0..=0xD7) {
-                pos += 2;
-                continue;
-            }
-            let len = be16(data, pos + 2)?;
-            let body = data.get(pos + 4..pos + 2 + len)?;
-            match marker {
+        for segment in crate::jpeg::segments(data) {
+            let body = segment.body;
+            match segment.marker {
                 // Baseline and extended sequential Huffman, 8-bit.
                 0xC0 | 0xC1 => frame.read_frame_header(body)?,
                 // Progressive, lossless, arithmetic: not for this decoder.
@@ -153,15 +247,15 @@ impl<'a> Frame<'a> {
                 0xDD => frame.restart_interval = be16(body, 0)?,
                 // Adobe APP14: its transform flag tells RGB from YCbCr.
                 0xEE if body.starts_with(b"Adobe") => frame.adobe_transform = body.get(11).copied(),
-                0xDA => {
+                crate::jpeg::SOS => {
                     frame.read_scan_header(body)?;
-                    frame.scan = data.get(pos + 2 + len..)?;
+                    frame.scan = segment.rest;
                     return Some(frame);
                 }
                 _ => {}
             }
-            pos += 2 + len;
         }
+        None
     }
 
     fn read_frame_header(&mut self, body: &[u8]) -> Option<()> {
@@ -199,7 +293,7 @@ impl<'a> Frame<'a> {
             let counts: [u8; 16] = body.get(at + 1..at + 17)?.try_into().ok()?;
             let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
             let values = body.get(at + 17..at + 17 + total)?;
-            let table = Huffman::new(&counts, values)?;
+            let table = Huffman::new(&counts, values, class == 1)?;
             match (class, id) {
                 (0, 0..=3) => self.dc_tables[id] = Some(table),
                 (1, 0..=3) => self.ac_tables[id] = Some(table),
@@ -210,20 +304,19 @@ impl<'a> Frame<'a> {
         Some(())
     }
 
-    /// Keeps the DC entry of each quantization table: all a DC image needs.
     fn read_quant_tables(&mut self, body: &[u8]) -> Option<()> {
         let mut at = 0;
         while at < body.len() {
             let precision = body[at] >> 4;
             let id = usize::from(body[at] & 15);
-            if id > 3 {
-                return None;
+            let table = self.quant.get_mut(id)?;
+            for (k, q) in table.iter_mut().enumerate() {
+                *q = if precision == 0 {
+                    u16::from(*body.get(at + 1 + k)?)
+                } else {
+                    u16::try_from(be16(body, at + 1 + 2 * k)?).ok()?
+                };
             }
-            self.quant_dc[id] = if precision == 0 {
-                u16::from(*body.get(at + 1)?)
-            } else {
-                u16::try_from(be16(body, at + 1)?).ok()?
-            };
             at += 1 + if precision == 0 { 64 } else { 128 };
         }
         Some(())
@@ -257,7 +350,7 @@ impl<'a> Frame<'a> {
         let h_max = self.components.iter().map(|c| c.h).max()?;
         let v_max = self.components.iter().map(|c| c.v).max()?;
         let single = self.components.len() == 1;
-        // Block grid of the output (one pixel per luma block).
+        // Output: one pixel per 8×8 block of the fullest component.
         let out_w = self.width.div_ceil(8);
         let out_h = self.height.div_ceil(8);
         let (mcus_x, mcus_y) = if single {
@@ -268,78 +361,214 @@ impl<'a> Frame<'a> {
                 self.height.div_ceil(8 * v_max),
             )
         };
-        let mut planes: Vec<Vec<u8>> = Vec::with_capacity(self.components.len());
-        let mut plane_w = Vec::with_capacity(self.components.len());
+        // Every plane is at output resolution: a subsampled component's
+        // block gives 2 (or 2×2) pixels, as libjpeg's scaled IDCT does.
+        let plane_w = if single { out_w } else { mcus_x * h_max };
+        let plane_h = if single { out_h } else { mcus_y * v_max };
+        let mut planes = vec![vec![0u8; plane_w * plane_h]; self.components.len()];
+        let mut decoders = Vec::with_capacity(self.components.len());
         for c in &self.components {
-            let (bw, bh) = if single {
-                (out_w, out_h)
-            } else {
-                (mcus_x * c.h, mcus_y * c.v)
-            };
-            planes.push(vec![0u8; bw * bh]);
-            plane_w.push(bw);
-        }
-        let mut tables = Vec::with_capacity(self.components.len());
-        for c in &self.components {
-            tables.push((
-                self.dc_tables[c.dc_table].as_ref()?,
-                self.ac_tables[c.ac_table].as_ref()?,
-                i32::from(self.quant_dc[c.quant]),
-            ));
+            let (h, v) = if single { (1, 1) } else { (c.h, c.v) };
+            decoders.push(BlockDecoder {
+                dc: self.dc_tables[c.dc_table].as_ref()?,
+                ac: self.ac_tables[c.ac_table].as_ref()?,
+                quant: &self.quant[c.quant],
+                blocks: (h, v),
+                reduced: Reduced::new(h_max / h, v_max / v),
+                predictor: 0,
+            });
         }
         let mut bits = Bits::new(self.scan);
-        let mut predictors = vec![0i32; self.components.len()];
         let mut left = self.restart_interval;
         for my in 0..mcus_y {
             for mx in 0..mcus_x {
                 if self.restart_interval > 0 {
                     if left == 0 {
                         bits.restart()?;
-                        predictors.fill(0);
+                        for d in &mut decoders {
+                            d.predictor = 0;
+                        }
                         left = self.restart_interval;
                     }
                     left -= 1;
                 }
-                for (ci, c) in self.components.iter().enumerate() {
-                    let (dc, ac, q) = tables[ci];
-                    let (bh, bv) = if single { (1, 1) } else { (c.h, c.v) };
-                    for by in 0..bv {
-                        for bx in 0..bh {
-                            let size = bits.decode(dc)?;
-                            let diff = bits.receive_extend(size)?;
-                            predictors[ci] += diff;
-                            skip_ac(&mut bits, ac)?;
-                            // IDCT of a lone DC: every pixel is DC / 8 + 128.
-                            let value = (predictors[ci] * q + 1024) >> 3;
-                            let x = mx * bh + bx;
-                            let y = my * bv + by;
-                            planes[ci][y * plane_w[ci] + x] =
-                                u8::try_from(value.clamp(0, 255)).ok()?;
-                        }
-                    }
+                for (d, plane) in decoders.iter_mut().zip(&mut planes) {
+                    d.decode_mcu(&mut bits, plane, plane_w, mx, my)?;
                 }
             }
         }
         let mut out = RgbImage::new(u32::try_from(out_w).ok()?, u32::try_from(out_h).ok()?);
-        if single {
-            for (i, p) in out.pixels_mut().enumerate() {
-                let l = planes[0][(i / out_w) * plane_w[0] + i % out_w];
-                p.0 = [l, l, l];
-            }
-            return Some(out);
-        }
-        // Chroma planes have fewer blocks when subsampled: nearest block.
         let rgb = self.adobe_transform == Some(0);
-        for (i, p) in out.pixels_mut().enumerate() {
-            let (x, y) = (i % out_w, i / out_w);
-            let sample = |ci: usize| {
-                let c = &self.components[ci];
-                planes[ci][(y * c.v / v_max) * plane_w[ci] + x * c.h / h_max]
-            };
-            let (a, b, cc) = (sample(0), sample(1), sample(2));
-            p.0 = if rgb { [a, b, cc] } else { ycbcr(a, b, cc) };
+        for (y, row) in out.rows_mut().enumerate() {
+            let start = y * plane_w;
+            let lines = planes
+                .iter()
+                .map(|plane| plane.get(start..start + out_w))
+                .collect::<Option<Vec<_>>>()?;
+            for (x, p) in row.enumerate() {
+                p.0 = match lines.as_slice() {
+                    [l] => [l[x]; 3],
+                    [a, b, c] if rgb => [a[x], b[x], c[x]],
+                    [a, b, c] => ycbcr(a[x], b[x], c[x]),
+                    _ => return None,
+                };
+            }
         }
         Some(out)
+    }
+}
+
+/// Decodes one component's blocks of an MCU into its plane.
+struct BlockDecoder<'a> {
+    dc: &'a Huffman,
+    ac: &'a Huffman,
+    quant: &'a [u16; 64],
+    /// Blocks per MCU across and down.
+    blocks: (usize, usize),
+    /// For a subsampled component: how its coefficients give several pixels.
+    reduced: Option<Reduced>,
+    predictor: i32,
+}
+
+impl BlockDecoder<'_> {
+    #[inline]
+    fn decode_mcu(
+        &mut self,
+        bits: &mut Bits<'_>,
+        plane: &mut [u8],
+        plane_w: usize,
+        mx: usize,
+        my: usize,
+    ) -> Option<()> {
+        let (bh, bv) = self.blocks;
+        for by in 0..bv {
+            for bx in 0..bh {
+                let entry = self.dc.valued[bits.peek(LOOKAHEAD) as usize];
+                self.predictor += if entry.bits > 0 {
+                    bits.consume(u32::from(entry.bits));
+                    i32::from(entry.value)
+                } else {
+                    let size = bits.decode(self.dc)?;
+                    bits.receive_extend(size)?
+                };
+                let dc = self.predictor * i32::from(self.quant[0]);
+                if let Some(reduced) = &self.reduced {
+                    let (nx, ny) = (reduced.nx, reduced.ny);
+                    let samples = reduced.block(bits, self.ac, self.quant, dc)?;
+                    let (x0, y0) = ((mx * bh + bx) * nx, (my * bv + by) * ny);
+                    for (s, value) in samples.iter().take(nx * ny).enumerate() {
+                        *plane.get_mut((y0 + s / nx) * plane_w + x0 + s % nx)? = *value;
+                    }
+                } else {
+                    skip_ac(bits, self.ac)?;
+                    // IDCT of a lone DC: every pixel is DC / 8 + 128.
+                    let value = (dc + 1024) >> 3;
+                    let at = (my * bv + by) * plane_w + mx * bh + bx;
+                    *plane.get_mut(at)? = u8::try_from(value.clamp(0, 255)).ok()?;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+/// The means of the halves (or quarters) of an 8×8 block, straight from its
+/// coefficients: what libjpeg's reduced IDCT gives a subsampled component at
+/// 1/8 scale, so that its pixels line up with the full component's.
+///
+/// The mean of `cos((2x+1)uπ/16)` over one half of the block is zero for
+/// even `u > 0`, so only `u ∈ {0, 1, 3, 5, 7}` (and likewise `v`) count.
+struct Reduced {
+    nx: usize,
+    ny: usize,
+    /// Per zigzag position: the weight of the dequantized coefficient in each
+    /// output pixel (row-major, `nx` × `ny`).
+    weights: [[f32; 4]; 64],
+}
+
+/// Zigzag position → natural (row-major) position in the 8×8 block.
+const ZIGZAG: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+impl Reduced {
+    /// `None` for a component at full resolution (`nx == ny == 1`).
+    fn new(nx: usize, ny: usize) -> Option<Self> {
+        if nx * ny == 1 {
+            return None;
+        }
+        // Mean over the pixels of part `part` (of `parts` equal parts) of the
+        // 1-D basis function `u`, with the IDCT's C(u) factor.
+        let mean = |u: u8, part: usize, parts: usize| -> f32 {
+            let width = 8 / u8::try_from(parts).unwrap_or(1);
+            let first = u8::try_from(part).unwrap_or(0) * width;
+            let sum: f64 = (first..first + width)
+                .map(|x| (f64::from(2 * x + 1) * f64::from(u) * std::f64::consts::PI / 16.0).cos())
+                .sum();
+            let c = if u == 0 {
+                std::f64::consts::FRAC_1_SQRT_2
+            } else {
+                1.0
+            };
+            #[allow(clippy::cast_possible_truncation)]
+            let weight = (c * sum / f64::from(width)) as f32;
+            weight
+        };
+        let mut weights = [[0f32; 4]; 64];
+        for (k, &natural) in ZIGZAG.iter().enumerate() {
+            let (v, u) = (natural / 8, natural % 8);
+            for sy in 0..ny {
+                for sx in 0..nx {
+                    weights[k][sy * nx + sx] = mean(u, sx, nx) * mean(v, sy, ny) / 4.0;
+                }
+            }
+        }
+        Some(Self { nx, ny, weights })
+    }
+
+    /// Decodes a block's AC coefficients and returns its `nx` × `ny` pixels.
+    #[inline]
+    fn block(
+        &self,
+        bits: &mut Bits<'_>,
+        ac: &Huffman,
+        quant: &[u16; 64],
+        dc: i32,
+    ) -> Option<[u8; 4]> {
+        #[allow(clippy::cast_precision_loss)]
+        let dc = dc as f32;
+        let mut sums = self.weights[0].map(|w| w * dc);
+        let mut k = 1;
+        while k < 64 {
+            let entry = ac.valued[bits.peek(LOOKAHEAD) as usize];
+            let (symbol, value) = if entry.bits > 0 {
+                bits.consume(u32::from(entry.bits));
+                (entry.symbol, i32::from(entry.value))
+            } else {
+                let symbol = bits.decode(ac)?;
+                (symbol, bits.receive_extend(symbol & 15)?)
+            };
+            let (run, size) = (usize::from(symbol >> 4), symbol & 15);
+            if size == 0 {
+                if run != 15 {
+                    break; // end of block
+                }
+                k += 16;
+                continue;
+            }
+            k += run;
+            let weights = self.weights.get(k)?;
+            #[allow(clippy::cast_precision_loss)]
+            let coefficient = (value * i32::from(quant[k])) as f32;
+            for (sum, w) in sums.iter_mut().zip(weights) {
+                *sum += coefficient * w;
+            }
+            k += 1;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(sums.map(|s| (s + 128.5).clamp(0.0, 255.0) as u8))
     }
 }
 
@@ -360,18 +589,13 @@ fn ycbcr(y: u8, cb: u8, cr: u8) -> [u8; 3] {
 fn skip_ac(bits: &mut Bits<'_>, table: &Huffman) -> Option<()> {
     let mut k = 1;
     while k < 64 {
-        let (total, rs) = table.skip[bits.peek(LOOKAHEAD) as usize];
-        if total > 0 {
-            bits.consume(u32::from(total));
-            let (run, size) = (rs >> 4, rs & 15);
-            if size == 0 {
-                if run != 15 {
-                    return Some(());
-                }
-                k += 16;
-            } else {
-                k += usize::from(run) + 1;
+        let entry = table.multi[bits.peek(MULTI_BITS) as usize];
+        if entry.bits() > 0 && k + entry.reach() <= 64 {
+            bits.consume(entry.bits());
+            if entry.end_of_block() {
+                return Some(());
             }
+            k += entry.reach();
             continue;
         }
         let rs = bits.decode(table)?;
@@ -521,11 +745,7 @@ impl<'a> Bits<'a> {
         let n = u32::from(size);
         let v = i32::try_from(self.peek(n)).ok()?;
         self.skip(n)?;
-        Some(if v < (1 << (n - 1)) {
-            v - (1 << n) + 1
-        } else {
-            v
-        })
+        Some(extend(v, n))
     }
 
     /// At a restart interval: drop the partial byte and the `RSTn` marker.
@@ -574,33 +794,78 @@ mod tests {
         out
     }
 
-    /// The 1/8 image agrees with a full decode averaged over 8×8 blocks.
+    /// The largest and the mean channel difference between the 1/8 image and
+    /// a full decode averaged over 8×8 blocks (inner blocks: the encoder pads
+    /// edges).
+    fn block_mean_differences(bytes: &[u8]) -> (i32, f64) {
+        let eighth = decode_eighth(bytes).unwrap();
+        let full = image::load_from_memory(bytes).unwrap().into_rgb8();
+        assert_eq!(
+            eighth.dimensions(),
+            (full.width().div_ceil(8), full.height().div_ceil(8))
+        );
+        let (mut worst, mut total_difference, mut count) = (0i32, 0i32, 0i32);
+        for (bx, by, p) in eighth.enumerate_pixels() {
+            if (bx + 1) * 8 > full.width() || (by + 1) * 8 > full.height() {
+                continue;
+            }
+            let mut sum = [0i32; 3];
+            for y in by * 8..by * 8 + 8 {
+                for x in bx * 8..bx * 8 + 8 {
+                    for (total, value) in sum.iter_mut().zip(full.get_pixel(x, y).0) {
+                        *total += i32::from(value);
+                    }
+                }
+            }
+            for (total, value) in sum.iter().zip(p.0) {
+                let difference = (total / 64 - i32::from(value)).abs();
+                worst = worst.max(difference);
+                total_difference += difference;
+                count += 1;
+            }
+        }
+        (worst, f64::from(total_difference) / f64::from(count))
+    }
+
     #[test]
     fn matches_block_means_of_a_full_decode() {
         let (_, bytes) = jpeg(203, 131, encode_q90);
-        let eighth = decode_eighth(&bytes).unwrap();
-        assert_eq!(eighth.dimensions(), (26, 17));
-        let full = image::load_from_memory(&bytes).unwrap().into_rgb8();
-        let mut worst = 0i32;
-        for (bx, by, p) in eighth.enumerate_pixels() {
-            let (mut sum, mut n) = ([0i32; 3], 0);
-            for y in by * 8..(by * 8 + 8).min(full.height()) {
-                for x in bx * 8..(bx * 8 + 8).min(full.width()) {
-                    let q = full.get_pixel(x, y);
-                    for (total, value) in sum.iter_mut().zip(q.0) {
-                        *total += i32::from(value);
-                    }
-                    n += 1;
-                }
-            }
-            // Edge blocks are padded by the encoder; compare inner ones.
-            if (bx + 1) * 8 <= full.width() && (by + 1) * 8 <= full.height() {
-                for (total, value) in sum.iter().zip(p.0) {
-                    worst = worst.max((total / n - i32::from(value)).abs());
-                }
-            }
-        }
+        assert_eq!(decode_eighth(&bytes).unwrap().dimensions(), (26, 17));
+        let (worst, _) = block_mean_differences(&bytes);
         assert!(worst <= 12, "worst channel difference {worst}");
+    }
+
+    /// Noise at quality 100 fills blocks to their 63rd AC coefficient with no
+    /// end-of-block code, so coefficients skipped several at a time must stop
+    /// exactly at the block's end.
+    #[test]
+    fn blocks_full_to_the_last_coefficient() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let noisy = image::RgbImage::from_fn(96, 64, |_, _| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let [r, g, b, ..] = seed.to_le_bytes();
+            image::Rgb([r, g, b])
+        });
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 100)
+            .encode_image(&noisy)
+            .unwrap();
+        let (worst, _) = block_mean_differences(&bytes);
+        assert!(worst <= 12, "worst channel difference {worst}");
+    }
+
+    /// Pillow writes 4:2:0 chroma (one chroma block per four luma blocks):
+    /// each chroma block gives 2×2 pixels, so colour edges stay sharp.
+    #[test]
+    fn subsampled_chroma_from_pillow() {
+        let bytes = include_bytes!("../../tests/browser/fixtures/seoul.jpg");
+        let (worst, mean) = block_mean_differences(bytes);
+        assert!(
+            worst <= 12 && mean <= 1.0,
+            "mean channel difference {mean:.2}, worst {worst}"
+        );
     }
 
     #[test]

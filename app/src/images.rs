@@ -93,7 +93,18 @@ pub struct Exif {
 /// Reads EXIF; a photo without (or with broken) EXIF gets defaults.
 pub fn read_exif(bytes: &[u8]) -> Exif {
     use exif::{In, Tag, Value};
-    let Ok(data) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+    let reader = exif::Reader::new();
+    // In a JPEG, the APP1 segment is found without reading the scan data
+    // (the container reader scans the whole file when there is no EXIF).
+    let parsed = if bytes.starts_with(&[0xFF, 0xD8]) {
+        crate::jpeg::segments(bytes)
+            .find(|s| s.marker == 0xE1 && s.body.starts_with(b"Exif\0\0"))
+            .ok_or(exif::Error::NotFound("JPEG"))
+            .and_then(|s| reader.read_raw(s.body[6..].to_vec()))
+    } else {
+        reader.read_from_container(&mut Cursor::new(bytes))
+    };
+    let Ok(data) = parsed else {
         return Exif {
             orientation: 1,
             ..Exif::default()
@@ -331,6 +342,18 @@ mod tests {
         );
         assert_eq!(exif_date("0000:00:00 00:00:00"), None);
         assert_eq!(exif_date("garbage"), None);
+    }
+
+    /// The browser journey's fixture: camera and GPS EXIF in APP1.
+    #[test]
+    fn exif_of_a_camera_jpeg() {
+        let bytes = include_bytes!("../../tests/browser/fixtures/seoul.jpg");
+        let e = read_exif(bytes);
+        assert_eq!(e.make.as_deref(), Some("Canon"));
+        assert_eq!(e.model.as_deref(), Some("EOS 5D"));
+        assert_eq!(e.taken_at.as_deref(), Some("2024-07-01T18:30:00"));
+        assert!((e.lat.unwrap() - 37.565_467).abs() < 1e-3);
+        assert!((e.lng.unwrap() - 126.975_431).abs() < 1e-3);
     }
 
     #[test]

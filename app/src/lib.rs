@@ -11,6 +11,7 @@ pub mod error;
 pub mod geo;
 pub mod html;
 pub mod images;
+pub mod jpeg;
 pub mod pages;
 pub mod state;
 pub mod store;
