@@ -1,0 +1,171 @@
+//! Huffman tables built for speed: a code and its extra bits decode in one
+//! lookup, and AC coefficients that are only skipped go several at a time.
+
+/// A Huffman table with lookups that decode a code together with its extra
+/// bits: one symbol and its value, or several AC coefficients to skip.
+pub(super) struct Huffman {
+    /// (symbol, code length) for codes of at most `LOOKAHEAD` bits; length 0 = slow path.
+    pub(super) fast: Vec<(u8, u8)>,
+    /// For AC use, indexed by the next `MULTI_BITS` bits: as many whole AC
+    /// coefficients (code and extra bits) as fit, packed by [`Multi`].
+    pub(super) multi: Vec<Multi>,
+    /// Indexed by the next `LOOKAHEAD` bits: (bits to consume = code + extra
+    /// bits, the symbol, the value the extra bits encode); 0 bits = slow path.
+    pub(super) valued: Vec<Valued>,
+    /// Per code length 1..=16: the largest code, and the offset into `values`.
+    pub(super) max_code: [i32; 18],
+    pub(super) val_offset: [i32; 18],
+    pub(super) values: Vec<u8>,
+}
+
+pub(super) const LOOKAHEAD: u32 = 11;
+pub(super) const MULTI_BITS: u32 = 13;
+
+/// Several AC coefficients skipped at once, packed in 16 bits so the table
+/// stays in L1: the bits they take (low 5 bits; 0 = the first coefficient is
+/// longer than `MULTI_BITS`), whether the last is end-of-block (bit 5), and
+/// how far they move the position in the block (bits 8..), counting
+/// end-of-block as 1, so that `k + reach <= 64` says every coefficient in the
+/// entry still belongs to this block.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Multi(u16);
+
+impl Multi {
+    const END_OF_BLOCK: u16 = 1 << 5;
+
+    fn new(bits: u32, reach: u32, end_of_block: bool) -> Self {
+        let packed = bits | reach << 8 | if end_of_block { 1 << 5 } else { 0 };
+        Self(u16::try_from(packed).unwrap_or(0))
+    }
+
+    #[inline]
+    pub(super) fn bits(self) -> u32 {
+        u32::from(self.0 & 31)
+    }
+
+    #[inline]
+    pub(super) fn reach(self) -> usize {
+        usize::from(self.0 >> 8)
+    }
+
+    #[inline]
+    pub(super) fn end_of_block(self) -> bool {
+        self.0 & Self::END_OF_BLOCK != 0
+    }
+}
+
+impl Huffman {
+    /// `ac` builds the table for AC coefficients, else for DC differences.
+    pub(super) fn new(counts: &[u8; 16], values: &[u8], ac: bool) -> Option<Self> {
+        let mut max_code = [-1i32; 18];
+        let mut val_offset = [0i32; 18];
+        let mut fast = vec![(0u8, 0u8); 1 << LOOKAHEAD];
+        let mut code: i32 = 0;
+        let mut k: usize = 0;
+        for len in 1..=16usize {
+            let count = usize::from(counts[len - 1]);
+            val_offset[len] = i32::try_from(k).ok()? - code;
+            for _ in 0..count {
+                let symbol = *values.get(k)?;
+                if len <= LOOKAHEAD as usize {
+                    let shift = LOOKAHEAD as usize - len;
+                    let first = usize::try_from(code).ok()? << shift;
+                    for slot in &mut fast[first..first + (1 << shift)] {
+                        *slot = (symbol, u8::try_from(len).ok()?);
+                    }
+                }
+                code += 1;
+                k += 1;
+            }
+            if count > 0 {
+                max_code[len] = code - 1;
+            }
+            if code > (1 << len) {
+                return None;
+            }
+            code <<= 1;
+        }
+        max_code[17] = i32::MAX;
+        let multi = if ac {
+            (0..1u32 << MULTI_BITS)
+                .map(|window| multi_entry(&fast, window))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let with_values = (0..1u32 << LOOKAHEAD)
+            .map(|window| valued_entry(&fast, window))
+            .collect();
+        Some(Self {
+            fast,
+            multi,
+            valued: with_values,
+            max_code,
+            val_offset,
+            values: values.to_vec(),
+        })
+    }
+}
+
+/// A symbol and the value of its extra bits (a DC difference, or an AC
+/// coefficient), decoded in one lookup.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Valued {
+    /// Code and extra bits; 0 = longer than `LOOKAHEAD`.
+    pub(super) bits: u8,
+    pub(super) symbol: u8,
+    pub(super) value: i16,
+}
+
+/// The symbol and value at the top of a `LOOKAHEAD`-bit window.
+fn valued_entry(fast: &[(u8, u8)], window: u32) -> Valued {
+    let (symbol, len) = fast[window as usize];
+    let size = symbol & 15;
+    let total = u32::from(len) + u32::from(size);
+    if len == 0 || total > LOOKAHEAD {
+        return Valued::default();
+    }
+    let extra = (window >> (LOOKAHEAD - total)) & ((1 << size) - 1);
+    let value = extend(i32::try_from(extra).unwrap_or(0), u32::from(size));
+    Valued {
+        bits: u8::try_from(total).unwrap_or(0),
+        symbol,
+        value: i16::try_from(value).unwrap_or(0),
+    }
+}
+
+/// JPEG's EXTEND: `size` raw bits to a signed value.
+#[inline]
+pub(super) fn extend(v: i32, size: u32) -> i32 {
+    if size == 0 {
+        0
+    } else if v < (1 << (size - 1)) {
+        v - (1 << size) + 1
+    } else {
+        v
+    }
+}
+
+/// Greedily decodes whole AC coefficients from the top of a `MULTI_BITS`-bit window.
+fn multi_entry(fast: &[(u8, u8)], window: u32) -> Multi {
+    let (mut used, mut reach) = (0u32, 0u32);
+    loop {
+        let rest = (window << used) & ((1 << MULTI_BITS) - 1);
+        let (symbol, len) = fast[(rest >> (MULTI_BITS - LOOKAHEAD)) as usize];
+        let total = u32::from(len) + u32::from(symbol & 15);
+        let (run, size) = (u32::from(symbol >> 4), symbol & 15);
+        let advance = match (run, size) {
+            (_, 1..) => run + 1,
+            (15, 0) => 16,
+            _ => 1,
+        };
+        if len == 0 || used + total > MULTI_BITS || reach + advance > 64 {
+            return Multi::new(used, reach, false);
+        }
+        used += total;
+        reach += advance;
+        if size == 0 && run != 15 {
+            return Multi::new(used, reach, true);
+        }
+    }
+}
