@@ -24,7 +24,7 @@ use super::bits::{Bits, Scan};
 use super::blocks::{Blocks, Slot};
 
 /// How many block boundaries the second thread records for the first to meet.
-const WATCHED_BLOCKS: usize = 16_384;
+const WATCHED_BLOCKS: usize = 2_048;
 /// How often the second thread starts over, a bit further on, after its
 /// garbage start runs into an invalid code.
 const RETRIES: usize = 16;
