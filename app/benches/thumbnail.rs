@@ -22,7 +22,10 @@ fn main() {
         println!("{}", thumbnail_time(&bytes).as_secs_f64());
         return;
     }
-    let project = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let project = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let python = project.join(".tools/bench/bin/python");
     assert!(
         python.exists(),

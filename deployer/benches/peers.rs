@@ -22,7 +22,7 @@ const REGION: &str = "ap-southeast-1";
 const STACK: &str = "cloudalbum-local";
 
 fn main() {
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let project = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
         .parent()
         .unwrap()
         .to_path_buf();

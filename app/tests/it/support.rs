@@ -43,7 +43,8 @@ pub fn world() -> &'static World {
 }
 
 fn start() -> World {
-    let project = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap();
+    let project = Path::new(&manifest_dir).parent().unwrap();
     let data = tempfile::tempdir().unwrap();
     let cloud = LocalCloud::start_fresh(project, data.path()).unwrap();
     let endpoint = cloud.endpoint();

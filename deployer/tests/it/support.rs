@@ -4,9 +4,11 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-/// The repository root (holds `stacks/`).
+/// The repository root (holds `stacks/`). Read at run time (cargo sets it
+/// for tests): a test binary built by another clone sharing the target
+/// folder keeps its own compile-time path.
 pub fn project_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
         .parent()
         .unwrap()
         .to_path_buf()
