@@ -218,7 +218,13 @@ pub fn process(
     if let Some(o) = image::metadata::Orientation::from_exif(orientation) {
         oriented.apply_orientation(o);
     }
-    let thumb = oriented.thumbnail(box_w, box_h).into_rgb8();
+    let oriented = oriented.into_rgb8();
+    let thumb = crate::shrink::fit(&oriented, box_w, box_h).unwrap_or_else(|| {
+        // Smaller than the box: `image` scales it up.
+        DynamicImage::ImageRgb8(oriented)
+            .thumbnail(box_w, box_h)
+            .into_rgb8()
+    });
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82)
         .encode_image(&thumb)

@@ -13,6 +13,7 @@ pub mod html;
 pub mod images;
 pub mod jpeg;
 pub mod pages;
+pub mod shrink;
 pub mod state;
 pub mod store;
 
