@@ -507,6 +507,40 @@ mod tests {
         assert!(frame.decode(ONE_CORE).is_none());
     }
 
+    /// Uploads are untrusted: damaged files decode to something or to
+    /// `None`, on one thread or two, and never panic.
+    #[test]
+    fn mutated_files_never_panic() {
+        let originals = [
+            noisy(160, 120, 90),
+            include_bytes!("../../../tests/browser/fixtures/seoul.jpg").to_vec(),
+            include_bytes!("../../tests/fixtures/restarts.jpg").to_vec(),
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed >> 33).unwrap()
+        };
+        for original in &originals {
+            for round in 0..150 {
+                let mut bytes = original.clone();
+                for _ in 0..1 + round % 8 {
+                    let at = next() % bytes.len();
+                    bytes[at] = u8::try_from(next() % 256).unwrap();
+                }
+                if round % 5 == 0 {
+                    bytes.truncate(next() % bytes.len());
+                }
+                if let Some(frame) = Frame::parse(&bytes) {
+                    let _ = frame.decode(ONE_CORE);
+                    let _ = frame.decode(TWO_CORES);
+                }
+            }
+        }
+    }
+
     #[test]
     fn grayscale_and_junk_input() {
         let gray =
