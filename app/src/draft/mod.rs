@@ -526,7 +526,7 @@ mod tests {
         for original in &originals {
             for round in 0..150 {
                 let mut bytes = original.clone();
-                for _ in 0..1 + round % 8 {
+                for _ in 0..=(round % 8) {
                     let at = next() % bytes.len();
                     bytes[at] = u8::try_from(next() % 256).unwrap();
                 }
