@@ -424,6 +424,27 @@ mod tests {
         );
     }
 
+    /// 4:2:2: chroma at half width only, so each chroma block gives 2×1
+    /// pixels. (Pillow's draft decode of this file is further from the full
+    /// decode's block means, mean 13 levels in blue: libjpeg scales 4:2:2
+    /// chroma to one pixel a block and then upsamples.)
+    #[test]
+    fn horizontally_subsampled_chroma_from_pillow() {
+        let bytes = include_bytes!("../../tests/fixtures/subsampled-422.jpg");
+        let frame = Frame::parse(bytes).unwrap();
+        let factors: Vec<_> = frame.components.iter().map(|c| (c.h, c.v)).collect();
+        assert_eq!(factors, [(2, 1), (1, 1), (1, 1)]);
+        let (one, _) = frame.decode(ONE_CORE).unwrap();
+        let (two, split) = frame.decode(TWO_CORES).unwrap();
+        assert!(one == two && matches!(split, Split::Met(_)), "{split:?}");
+        // A 12×8 image, mostly edges: the mean is looser than for larger ones.
+        let (worst, mean) = block_mean_differences(bytes);
+        assert!(
+            worst <= 12 && mean <= 2.0,
+            "mean channel difference {mean:.2}, worst {worst}"
+        );
+    }
+
     /// A noisy picture (every block full of AC codes).
     fn noisy(w: u32, h: u32, quality: u8) -> Vec<u8> {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
