@@ -818,6 +818,91 @@ fn run_local_until_ready<T>(
     (url, value)
 }
 
+/// A first deploy that failed leaves a `ROLLBACK_COMPLETE` stack, which
+/// CloudFormation can only delete. `plan` says so; `up` off a terminal needs
+/// `--yes` and leaves it alone; `up --yes` deletes it and creates the stage.
+#[test]
+fn a_failed_first_deploy_is_deleted_and_created_again() {
+    let cloud = Cloud::start();
+    // The emulator rolls back `ProviderURL` (see ../shared/EMULATOR.md): a
+    // stack under the stage's name whose creation fails.
+    let failed_id = cloud.rt.block_on(async {
+        let id = cloud
+            .aws
+            .cfn
+            .create_stack()
+            .stack_name("cloudalbum-local")
+            .template_body(
+                "Resources:\n  Pool:\n    Type: AWS::Cognito::UserPool\n\
+                 Outputs:\n  Issuer:\n    Value: !GetAtt Pool.ProviderURL\n",
+            )
+            .send()
+            .await
+            .unwrap()
+            .stack_id
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = cloud
+                .aws
+                .cfn
+                .describe_stacks()
+                .stack_name(&id)
+                .send()
+                .await
+                .unwrap()
+                .stacks()[0]
+                .stack_status
+                .clone()
+                .unwrap();
+            if status.as_str() == "ROLLBACK_COMPLETE" {
+                break id;
+            }
+            assert!(Instant::now() < deadline, "stack stuck in {status:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+
+    cloud
+        .deployer(&["plan"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("ROLLBACK_COMPLETE"))
+        .stderr(predicates::str::contains("deployer up"));
+
+    let mut no_yes = deployer();
+    no_yes
+        .args(["up", "--stage", STAGE, "--endpoint-url"])
+        .arg(cloud.emulator.endpoint())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env("CI", "true")
+        .timeout(Duration::from_secs(900))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--yes"));
+    assert_eq!(cloud.stacks(), vec!["cloudalbum-local".to_owned()]);
+
+    let up = cloud.json(&["up"]);
+    assert_eq!(up["status"], "CREATE_COMPLETE", "{up}");
+    let stack_id = cloud.rt.block_on(async {
+        cloud
+            .aws
+            .cfn
+            .describe_stacks()
+            .stack_name("cloudalbum-local")
+            .send()
+            .await
+            .unwrap()
+            .stacks()[0]
+            .stack_id
+            .clone()
+            .unwrap()
+    });
+    assert_ne!(stack_id, failed_id, "the failed stack was not replaced");
+    let table = up["outputs"]["TableName"].as_str().unwrap();
+    assert_eq!(cloud.table_capacity(table), (5, 5));
+}
+
 #[test]
 fn missing_credentials_exit_3_with_the_fix() {
     let home = tempfile::tempdir().unwrap();
