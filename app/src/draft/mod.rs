@@ -193,22 +193,15 @@ impl<'a> Frame<'a> {
         {
             return None;
         }
-        let h_max = self.components.iter().map(|c| c.h).max()?;
-        let v_max = self.components.iter().map(|c| c.v).max()?;
-        let single = self.components.len() == 1;
-        // Output: one pixel per 8×8 block of the fullest component.
+        // An MCU is `mcu_w` × `mcu_h` blocks of the fullest component; the
+        // output has one pixel per such block.
+        let mcu_w = self.components.iter().map(|c| self.sampling(c).0).max()?;
+        let mcu_h = self.components.iter().map(|c| self.sampling(c).1).max()?;
         let out_w = self.width.div_ceil(8);
         let out_h = self.height.div_ceil(8);
-        // A single component's scan is not interleaved: one block per MCU.
-        let (mcus_x, mcus_y) = if single {
-            (out_w, out_h)
-        } else {
-            (
-                self.width.div_ceil(8 * h_max),
-                self.height.div_ceil(8 * v_max),
-            )
-        };
-        let slots = self.slots(single, h_max, v_max)?;
+        let mcus_x = self.width.div_ceil(8 * mcu_w);
+        let mcus_y = self.height.div_ceil(8 * mcu_h);
+        let slots = self.slots(mcu_w, mcu_h)?;
         let total = mcus_x.checked_mul(mcus_y)?.checked_mul(slots.len())?;
         let scan = Scan::destuff(self.scan);
         let (blocks, split) =
@@ -216,8 +209,8 @@ impl<'a> Frame<'a> {
 
         // Every plane is at output resolution: a subsampled component's
         // block gives 2 (or 2×2) pixels, as libjpeg's scaled IDCT does.
-        let plane_w = mcus_x * if single { 1 } else { h_max };
-        let plane_h = mcus_y * if single { 1 } else { v_max };
+        let plane_w = mcus_x * mcu_w;
+        let plane_h = mcus_y * mcu_h;
         let mut planes = vec![vec![0u8; plane_w * plane_h]; self.components.len()];
         // Where each slot's first pixel sits relative to its MCU's first.
         let offsets: Vec<usize> = slots
@@ -227,7 +220,6 @@ impl<'a> Frame<'a> {
                 slot.y * ny * plane_w + slot.x * nx
             })
             .collect();
-        let (mcu_w, mcu_h) = if single { (1, 1) } else { (h_max, v_max) };
         let mut predictors = [0i32; 3];
         let mut ac_sums = blocks.ac_sums.iter();
         let mut diffs = blocks.diffs.iter();
@@ -282,16 +274,22 @@ impl<'a> Frame<'a> {
         Some((out, split))
     }
 
+    /// A component's blocks per MCU across and down. A single component's
+    /// scan is not interleaved: one block per MCU, whatever its factors say.
+    fn sampling(&self, c: &Component) -> (usize, usize) {
+        if self.components.len() == 1 {
+            (1, 1)
+        } else {
+            (c.h, c.v)
+        }
+    }
+
     /// The blocks of one MCU, in scan order, with what decodes each.
-    fn slots(&self, single: bool, h_max: usize, v_max: usize) -> Option<Vec<Slot<'_>>> {
+    fn slots(&self, mcu_w: usize, mcu_h: usize) -> Option<Vec<Slot<'_>>> {
         let mut slots = Vec::new();
         for (component, c) in self.components.iter().enumerate() {
-            let (h, v) = if single { (1, 1) } else { (c.h, c.v) };
-            let reduced = if single {
-                None
-            } else {
-                Reduced::new(h_max / h, v_max / v)
-            };
+            let (h, v) = self.sampling(c);
+            let reduced = Reduced::new(mcu_w / h, mcu_h / v);
             for y in 0..v {
                 for x in 0..h {
                     slots.push(Slot {

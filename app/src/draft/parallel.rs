@@ -67,24 +67,18 @@ pub(super) fn decode_blocks(
 ) -> Option<(Blocks, Split)> {
     let mut blocks = Blocks::with_capacity(total);
     let mut bits = Bits::at(&scan.data, 0);
-    // With restart markers the decoder would need to know which MCU a marker
-    // starts; such files are decoded on one core.
-    if parallelism.cores < 2 || restart_interval > 0 || scan.data.len() < parallelism.min_bytes {
-        let run = Run {
-            slots,
-            scan,
-            total,
-            restart_interval,
-        };
-        run.sequential(&mut bits, &mut blocks, 0, None)?;
-        return Some((blocks, Split::OneCore));
-    }
     let run = Run {
         slots,
         scan,
         total,
-        restart_interval: 0,
+        restart_interval,
     };
+    // With restart markers the decoder would need to know which MCU a marker
+    // starts; such files are decoded on one core.
+    if parallelism.cores < 2 || restart_interval > 0 || scan.data.len() < parallelism.min_bytes {
+        run.sequential(&mut bits, &mut blocks, 0, None)?;
+        return Some((blocks, Split::OneCore));
+    }
     let middle = scan.data.len() / 2;
     let abandon = AtomicBool::new(false);
     let (send, receive) = sync_channel(1);
@@ -107,8 +101,7 @@ pub(super) fn decode_blocks(
             return ended.map(|_| (blocks, Split::Alone));
         };
         let needed = total - block;
-        let joined = second.join().ok().flatten();
-        match joined {
+        match second.join().ok().flatten() {
             Some(part) if part.diffs.len() >= start.block + needed => {
                 blocks
                     .diffs
