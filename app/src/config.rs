@@ -1,7 +1,7 @@
 //! Settings from the environment the CloudFormation template gives the
 //! function (and a developer gives the local binary). Read once at start-up.
 
-use std::env;
+use contract::{defaults, env};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,55 +41,65 @@ pub struct Settings {
     pub max_pixels: u64,
 }
 
-fn required(name: &'static str) -> Result<String, ConfigError> {
-    env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or(ConfigError::Missing(name))
-}
-
-fn number<T: std::str::FromStr>(
-    name: &'static str,
-    default: T,
-    what: &'static str,
-) -> Result<T, ConfigError> {
-    match env::var(name) {
-        Ok(value) => value
-            .parse()
-            .map_err(|_| ConfigError::Invalid { name, what, value }),
-        Err(_) => Ok(default),
-    }
-}
-
 impl Settings {
+    /// The settings of this process's environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let region = env::var("AWS_REGION")
-            .or_else(|_| env::var("AWS_DEFAULT_REGION"))
-            .map_err(|_| ConfigError::Missing("AWS_REGION"))?;
-        let user_pool_id = required("USER_POOL_ID")?;
-        let issuer = env::var("COGNITO_ISSUER").unwrap_or_else(|_| {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The settings `lookup` gives, as if it were the environment: the
+    /// function's configured environment, say, in a test.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let number = |name: &'static str, default: u64, what: &'static str| match get(name) {
+            Some(value) => {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| ConfigError::Invalid { name, what, value })
+            }
+            None => Ok(default),
+        };
+        let side = |name: &'static str, default: u32| {
+            number(name, u64::from(default), "a size in pixels").and_then(|n| {
+                u32::try_from(n).map_err(|_| ConfigError::Invalid {
+                    name,
+                    what: "a size in pixels",
+                    value: n.to_string(),
+                })
+            })
+        };
+        let region = get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .ok_or(ConfigError::Missing("AWS_REGION"))?;
+        let user_pool_id = required(env::USER_POOL_ID)?;
+        let issuer = get(env::COGNITO_ISSUER).unwrap_or_else(|| {
             format!("https://cognito-idp.{region}.amazonaws.com/{user_pool_id}")
         });
-        let jwks_url = env::var("COGNITO_JWKS_URL")
-            .unwrap_or_else(|_| format!("{issuer}/.well-known/jwks.json"));
-        let mut static_url = env::var("STATIC_URL").unwrap_or_else(|_| "/static/".to_owned());
+        let jwks_url =
+            get(env::COGNITO_JWKS_URL).unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+        let mut static_url = get(env::STATIC_URL).unwrap_or_else(|| "/static/".to_owned());
         if !static_url.ends_with('/') {
             static_url.push('/');
         }
         Ok(Self {
-            stage: env::var("STAGE").unwrap_or_else(|_| "local".to_owned()),
-            table: required("TABLE_NAME")?,
-            bucket: required("BUCKET_NAME")?,
-            client_id: required("USER_POOL_CLIENT_ID")?,
+            stage: get(env::STAGE).unwrap_or_else(|| defaults::LOCAL_STAGE.to_owned()),
+            table: required(env::TABLE_NAME)?,
+            bucket: required(env::BUCKET_NAME)?,
+            client_id: required(env::USER_POOL_CLIENT_ID)?,
             user_pool_id,
             issuer,
             jwks_url,
             static_url,
-            endpoint: env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
-            thumbnail_width: number("THUMBNAIL_WIDTH", 300, "a width in pixels")?,
-            thumbnail_height: number("THUMBNAIL_HEIGHT", 200, "a height in pixels")?,
-            max_upload_bytes: number("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, "a size in bytes")?,
-            max_pixels: number("MAX_PIXELS", 60_000_000, "a pixel count")?,
+            endpoint: get(env::AWS_ENDPOINT_URL),
+            thumbnail_width: side(env::THUMBNAIL_WIDTH, defaults::THUMBNAIL_WIDTH)?,
+            thumbnail_height: side(env::THUMBNAIL_HEIGHT, defaults::THUMBNAIL_HEIGHT)?,
+            max_upload_bytes: number(
+                env::MAX_UPLOAD_BYTES,
+                u64::from(defaults::MAX_UPLOAD_MB) * contract::MB,
+                "a size in bytes",
+            )?,
+            max_pixels: number(env::MAX_PIXELS, 60_000_000, "a pixel count")?,
             region,
         })
     }
@@ -118,6 +128,44 @@ pub fn origin_of(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_come_from_the_lookup_with_defaults() {
+        let vars = [
+            ("AWS_REGION", "ap-southeast-1"),
+            (env::USER_POOL_ID, "pool"),
+            (env::TABLE_NAME, "table"),
+            (env::BUCKET_NAME, "bucket"),
+            (env::USER_POOL_CLIENT_ID, "client"),
+            (env::THUMBNAIL_WIDTH, "320"),
+        ];
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let settings = Settings::from_lookup(lookup).unwrap();
+        assert_eq!(settings.table, "table");
+        assert_eq!(settings.thumbnail_width, 320);
+        assert_eq!(settings.thumbnail_height, defaults::THUMBNAIL_HEIGHT);
+        assert_eq!(settings.stage, defaults::LOCAL_STAGE);
+        assert_eq!(
+            settings.issuer,
+            "https://cognito-idp.ap-southeast-1.amazonaws.com/pool"
+        );
+        assert_eq!(settings.static_url, "/static/");
+        let missing =
+            Settings::from_lookup(|name| (name != env::TABLE_NAME).then(|| lookup(name)).flatten());
+        assert!(matches!(missing, Err(ConfigError::Missing(name)) if name == env::TABLE_NAME));
+        let bad = Settings::from_lookup(|name| {
+            if name == env::THUMBNAIL_HEIGHT {
+                Some("tall".to_owned())
+            } else {
+                lookup(name)
+            }
+        });
+        assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
+    }
 
     #[test]
     fn origins_are_scheme_host_port() {

@@ -9,6 +9,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use serde::Serialize;
 
+use contract::prefix::{PHOTOS, THUMBNAILS};
+use contract::table::{PARTITION_KEY, SORT_KEY, TAKEN_AT};
+
 use crate::error::AppError;
 
 /// One photo's item.
@@ -58,11 +61,11 @@ impl Photo {
 }
 
 pub fn original_key(user: &str, id: &str, ext: &str) -> String {
-    format!("photos/{user}/{id}.{ext}")
+    format!("{PHOTOS}{user}/{id}.{ext}")
 }
 
 pub fn thumbnail_key(user: &str, id: &str) -> String {
-    format!("photos/{user}/thumbnails/{id}.jpg")
+    format!("{PHOTOS}{user}/{THUMBNAILS}{id}.jpg")
 }
 
 /// A photo id: a ULID (26 Crockford base-32 characters, time-sortable).
@@ -82,8 +85,8 @@ fn n(v: &impl ToString) -> AttributeValue {
 
 fn item(user: &str, p: &Photo) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
-        ("user_id".to_owned(), s(user)),
-        ("photo_id".to_owned(), s(&p.id)),
+        (PARTITION_KEY.to_owned(), s(user)),
+        (SORT_KEY.to_owned(), s(&p.id)),
         ("description".to_owned(), s(&p.description)),
         ("filename".to_owned(), s(&p.filename)),
         ("ext".to_owned(), s(&p.ext)),
@@ -99,7 +102,7 @@ fn item(user: &str, p: &Photo) -> HashMap<String, AttributeValue> {
         ),
     ]);
     let optional = [
-        ("taken_at", p.taken_at.as_deref()),
+        (TAKEN_AT, p.taken_at.as_deref()),
         ("make", p.make.as_deref()),
         ("model", p.model.as_deref()),
         ("city", p.city.as_deref()),
@@ -131,7 +134,7 @@ fn photo(item: &HashMap<String, AttributeValue>) -> Option<Photo> {
             .and_then(|v| v.parse::<u64>().ok())
     };
     Some(Photo {
-        id: text("photo_id")?,
+        id: text(SORT_KEY)?,
         tags: item
             .get("tags")
             .and_then(|v| v.as_l().ok())
@@ -146,7 +149,7 @@ fn photo(item: &HashMap<String, AttributeValue>) -> Option<Photo> {
         height: u32::try_from(int("height").unwrap_or(0)).unwrap_or(0),
         lat: num("lat"),
         lng: num("lng"),
-        taken_at: text("taken_at"),
+        taken_at: text(TAKEN_AT),
         uploaded_at: text("uploaded_at").unwrap_or_default(),
         make: text("make"),
         model: text("model"),
@@ -177,7 +180,7 @@ fn db_error(action: &str, err: impl std::fmt::Debug) -> AppError {
 impl Store {
     /// Stores a new photo; never overwrites one.
     pub async fn put(&self, user: &str, photo: &Photo) -> Result<(), AppError> {
-        self.write(user, photo, "attribute_not_exists(photo_id)")
+        self.write(user, photo, &format!("attribute_not_exists({SORT_KEY})"))
             .await
     }
 
@@ -189,8 +192,8 @@ impl Store {
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key("user_id", s(user))
-            .key("photo_id", s(id))
+            .key(PARTITION_KEY, s(user))
+            .key(SORT_KEY, s(id))
             .consistent_read(true)
             .send()
             .await
@@ -200,7 +203,8 @@ impl Store {
 
     /// Replaces a photo's details (it must exist and be the user's).
     pub async fn update(&self, user: &str, photo: &Photo) -> Result<(), AppError> {
-        self.write(user, photo, "attribute_exists(photo_id)").await
+        self.write(user, photo, &format!("attribute_exists({SORT_KEY})"))
+            .await
     }
 
     async fn write(&self, user: &str, photo: &Photo, condition: &str) -> Result<(), AppError> {
@@ -219,8 +223,8 @@ impl Store {
         self.ddb
             .delete_item()
             .table_name(&self.table)
-            .key("user_id", s(user))
-            .key("photo_id", s(id))
+            .key(PARTITION_KEY, s(user))
+            .key(SORT_KEY, s(id))
             .send()
             .await
             .map_err(|e| db_error("DeleteItem", e))?;
@@ -235,7 +239,7 @@ impl Store {
         self.ddb
             .query()
             .table_name(&self.table)
-            .key_condition_expression("user_id = :u")
+            .key_condition_expression(format!("{PARTITION_KEY} = :u"))
             .expression_attribute_values(":u", s(user))
             .scan_index_forward(false)
     }
@@ -250,14 +254,14 @@ impl Store {
         let mut query = self.newest_first(user).limit(limit);
         if let Some(start) = cursor.and_then(decode_cursor) {
             query = query
-                .exclusive_start_key("user_id", s(user))
-                .exclusive_start_key("photo_id", s(&start));
+                .exclusive_start_key(PARTITION_KEY, s(user))
+                .exclusive_start_key(SORT_KEY, s(&start));
         }
         let out = query.send().await.map_err(|e| db_error("Query", e))?;
         let photos: Vec<Photo> = out.items().iter().filter_map(photo).collect();
         let next = out
             .last_evaluated_key()
-            .and_then(|k| k.get("photo_id"))
+            .and_then(|k| k.get(SORT_KEY))
             .and_then(|v| v.as_s().ok())
             .map(|id| encode_cursor(id));
         Ok(Page { photos, next })

@@ -474,7 +474,7 @@ mod tests {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
         assert_eq!(archive.len(), 1);
         let entry = archive.by_index(0).unwrap();
-        assert_eq!(entry.name(), "bootstrap");
+        assert_eq!(entry.name().unwrap(), "bootstrap");
         assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
         let date = entry.last_modified().unwrap();
         assert_eq!((date.year(), date.month(), date.day()), (1980, 1, 1));

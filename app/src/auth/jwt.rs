@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
@@ -43,19 +44,6 @@ pub struct Claims {
     pub exp: u64,
 }
 
-#[derive(Debug, Deserialize)]
-struct JwkSet {
-    keys: Vec<Jwk>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Jwk {
-    kid: String,
-    kty: String,
-    n: Option<String>,
-    e: Option<String>,
-}
-
 type HttpsClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Empty<Bytes>,
@@ -79,6 +67,9 @@ impl std::fmt::Debug for Verifier {
             .finish_non_exhaustive()
     }
 }
+
+/// The largest JWKS document read.
+const MAX_JWKS_BYTES: usize = 1 << 20;
 
 /// Unknown `kid`s trigger a fetch at most this often.
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
@@ -166,8 +157,8 @@ impl Verifier {
         if !response.status().is_success() {
             return Err(error(format!("HTTP {}", response.status())));
         }
-        let body = response
-            .into_body()
+        // A JWKS is a few KB; a larger answer is refused, not buffered.
+        let body = http_body_util::Limited::new(response.into_body(), MAX_JWKS_BYTES)
             .collect()
             .await
             .map_err(|e| error(e.to_string()))?
@@ -175,12 +166,12 @@ impl Verifier {
         let set: JwkSet = serde_json::from_slice(&body).map_err(|e| error(e.to_string()))?;
         Ok(set
             .keys
-            .into_iter()
-            .filter(|k| k.kty == "RSA")
-            .filter_map(|k| {
-                let key =
-                    DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
-                Some((k.kid, key))
+            .iter()
+            // Only RSA keys can verify RS256; anything else in the set is ignored.
+            .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                Some((kid, DecodingKey::from_jwk(jwk).ok()?))
             })
             .collect())
     }
