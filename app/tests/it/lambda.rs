@@ -3,11 +3,16 @@
 //! and body as API Gateway would return them. The function's settings point at
 //! this binary's local cloud, so its start-up (reading the client secret from
 //! Cognito) is real.
+//!
+//! It also prints the cold start: from starting the process to the runtime
+//! receiving its first response. `CLOUDALBUM_BOOTSTRAP=<path>` runs another
+//! build the same way, e.g. the release one:
+//! `CLOUDALBUM_BOOTSTRAP=$CARGO_TARGET_DIR/release/bootstrap cargo test --workspace --locked -- bootstrap_answers --nocapture`.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,6 +26,7 @@ use crate::support::{REGION, world};
 struct Runtime {
     events: Mutex<VecDeque<(String, Value)>>,
     answers: Mutex<Vec<(String, Value)>>,
+    first_answer: Mutex<Option<Instant>>,
     errors: Mutex<Vec<String>>,
     notify: tokio::sync::Notify,
 }
@@ -59,6 +65,7 @@ async fn respond(
     Path(id): Path<String>,
     body: String,
 ) -> StatusCode {
+    rt.first_answer.lock().unwrap().get_or_insert_with(Instant::now);
     rt.answers
         .lock()
         .unwrap()
@@ -98,7 +105,23 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
     tokio::spawn(async move { axum::serve(listener, api).await });
 
     let s = &w.settings;
-    let mut function = tokio::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+    let binary = std::env::var_os("CLOUDALBUM_BOOTSTRAP")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bootstrap").into());
+    let cases = [
+        "get-health.json",
+        "get-root.json",
+        "get-unknown.json",
+        "post-signout-no-csrf.json",
+    ];
+    for (i, name) in cases.iter().enumerate() {
+        runtime
+            .events
+            .lock()
+            .unwrap()
+            .push_back((format!("req-{i}"), event(name)));
+    }
+    let started = Instant::now();
+    let mut function = tokio::process::Command::new(&binary)
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "cloudalbum-local")
@@ -125,20 +148,6 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-
-    let cases = [
-        "get-health.json",
-        "get-root.json",
-        "get-unknown.json",
-        "post-signout-no-csrf.json",
-    ];
-    for (i, name) in cases.iter().enumerate() {
-        runtime
-            .events
-            .lock()
-            .unwrap()
-            .push_back((format!("req-{i}"), event(name)));
-    }
     let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while runtime.answers.lock().unwrap().len() < cases.len() {
         assert!(
@@ -153,6 +162,12 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
         let _ = tokio::time::timeout(Duration::from_millis(200), runtime.notify.notified()).await;
     }
     function.kill().await.unwrap();
+    let first = runtime.first_answer.lock().unwrap().unwrap();
+    eprintln!(
+        "cold start of {}: {:.1} ms to the first response",
+        std::path::Path::new(&binary).display(),
+        (first - started).as_secs_f64() * 1000.0
+    );
     let answers: Vec<(String, Value)> = runtime.answers.lock().unwrap().clone();
     let answer = |id: &str| {
         answers
