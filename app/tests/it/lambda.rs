@@ -65,7 +65,10 @@ async fn respond(
     Path(id): Path<String>,
     body: String,
 ) -> StatusCode {
-    rt.first_answer.lock().unwrap().get_or_insert_with(Instant::now);
+    rt.first_answer
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     rt.answers
         .lock()
         .unwrap()
