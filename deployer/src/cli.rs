@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::synth::Format;
+use crate::template::synth::Format;
 
 /// Ship CloudAlbum to AWS (or a local emulator) and tear it down again.
 #[derive(Debug, Parser)]
@@ -78,6 +78,9 @@ pub enum Command {
     Down(DownArgs),
     /// Run the whole app on this machine in a local AWS emulator.
     Local(LocalArgs),
+    /// Check the toolchain, credentials, account settings and local cloud:
+    /// one line each, with the command that fixes a problem.
+    Doctor,
 }
 
 #[derive(Debug, Args)]

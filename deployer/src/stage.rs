@@ -24,11 +24,11 @@ pub mod defaults {
     pub const CORS_ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "PUT"];
     pub const CORS_ALLOWED_HEADERS: &[&str] = &["*"];
     pub const CORS_MAX_AGE_S: u32 = 3000;
-    pub const MEMORY_MB: u32 = 512;
+    pub const MEMORY_MB: u32 = contract::defaults::MEMORY_MB;
     pub const TIMEOUT_S: u32 = 30;
-    pub const THUMBNAIL_WIDTH: u32 = 300;
-    pub const THUMBNAIL_HEIGHT: u32 = 200;
-    pub const MAX_UPLOAD_MB: u32 = 20;
+    pub const THUMBNAIL_WIDTH: u32 = contract::defaults::THUMBNAIL_WIDTH;
+    pub const THUMBNAIL_HEIGHT: u32 = contract::defaults::THUMBNAIL_HEIGHT;
+    pub const MAX_UPLOAD_MB: u32 = contract::defaults::MAX_UPLOAD_MB;
     pub const LOG_RETENTION_DAYS: u32 = 14;
     pub const RETAIN_DATA: bool = false;
 }

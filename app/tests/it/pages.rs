@@ -280,7 +280,7 @@ async fn upload_view_search_edit_delete_and_privacy() {
     let objects = s3
         .list_objects_v2()
         .bucket(bucket)
-        .prefix("photos/")
+        .prefix(contract::prefix::PHOTOS)
         .send()
         .await
         .unwrap();
@@ -369,7 +369,7 @@ async fn upload_view_search_edit_delete_and_privacy() {
     let left = s3
         .list_objects_v2()
         .bucket(bucket)
-        .prefix("photos/")
+        .prefix(contract::prefix::PHOTOS)
         .send()
         .await
         .unwrap();
@@ -413,7 +413,7 @@ async fn non_images_and_oversized_uploads_are_refused_and_leave_nothing() {
         .await
         .list_objects_v2()
         .bucket(&world().settings.bucket)
-        .prefix("photos/")
+        .prefix(contract::prefix::PHOTOS)
         .send()
         .await
         .unwrap();

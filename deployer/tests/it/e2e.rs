@@ -55,7 +55,7 @@ impl Cloud {
             .env_remove("AWS_ACCESS_KEY_ID")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("CI", "true")
-            .timeout(Duration::from_secs(900));
+            .timeout(Duration::from_mins(15));
         cmd
     }
 
@@ -328,7 +328,11 @@ fn check_static_sync_only_sends_what_changed(cloud: &Cloud, bucket: &str) {
     let real_files = walk(&real).len();
     let report = cloud
         .rt
-        .block_on(deployer::assets::sync(&cloud.aws, bucket, dir.path()))
+        .block_on(deployer::deploy::static_sync::sync(
+            &cloud.aws,
+            bucket,
+            dir.path(),
+        ))
         .unwrap();
     assert_eq!(
         (
@@ -367,7 +371,9 @@ fn check_static_sync_only_sends_what_changed(cloud: &Cloud, bucket: &str) {
     // Back to the project's files.
     let restored = cloud
         .rt
-        .block_on(deployer::assets::sync(&cloud.aws, bucket, &real))
+        .block_on(deployer::deploy::static_sync::sync(
+            &cloud.aws, bucket, &real,
+        ))
         .unwrap();
     assert_eq!(
         (restored.uploaded, restored.deleted),
@@ -499,7 +505,10 @@ fn check_resources(cloud: &Cloud, local: &Stage, first: &Value, bucket: &str, ta
     );
     let stack = cloud
         .rt
-        .block_on(deployer::cfn::describe(&cloud.aws, "cloudalbum-local"))
+        .block_on(deployer::deploy::stack::describe(
+            &cloud.aws,
+            "cloudalbum-local",
+        ))
         .unwrap()
         .unwrap();
     assert_eq!(stack.parameters["CodeKey"], key);
@@ -591,7 +600,7 @@ fn check_static_and_photo_privacy(cloud: &Cloud, bucket: &str, static_url: &str)
         );
     }
     // A photo is private: no grant to everyone (the emulator serves private
-    // objects anonymously, so the ACL is the proof, see EMULATOR.md).
+    // objects anonymously, so the ACL is the proof, see `docs/emulator.md`).
     let photo = "photos/test-user/0001.jpg";
     cloud
         .rt
@@ -676,7 +685,10 @@ fn check_down_protects_then_deletes(cloud: &Cloud, bucket: &str, table: &str) {
     assert!(
         cloud
             .rt
-            .block_on(deployer::cfn::describe(&cloud.aws, "cloudalbum-local"))
+            .block_on(deployer::deploy::stack::describe(
+                &cloud.aws,
+                "cloudalbum-local"
+            ))
             .unwrap()
             .is_none()
     );
@@ -824,7 +836,7 @@ fn run_local_until_ready<T>(
 #[test]
 fn a_failed_first_deploy_is_deleted_and_created_again() {
     let cloud = Cloud::start();
-    // The emulator rolls back `ProviderURL` (see ../shared/EMULATOR.md): a
+    // The emulator rolls back `ProviderURL` (see `docs/emulator.md`): a
     // stack under the stage's name whose creation fails.
     let failed_id = cloud.rt.block_on(async {
         let id = cloud
@@ -841,7 +853,7 @@ fn a_failed_first_deploy_is_deleted_and_created_again() {
             .unwrap()
             .stack_id
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         loop {
             let status = cloud
                 .aws
@@ -876,7 +888,7 @@ fn a_failed_first_deploy_is_deleted_and_created_again() {
         .arg(cloud.emulator.endpoint())
         .env_remove("AWS_ACCESS_KEY_ID")
         .env("CI", "true")
-        .timeout(Duration::from_secs(900))
+        .timeout(Duration::from_mins(15))
         .assert()
         .code(2)
         .stderr(predicates::str::contains("--yes"));
@@ -925,7 +937,7 @@ fn missing_credentials_exit_3_with_the_fix() {
 #[test]
 fn the_bootstrap_needs_no_newer_glibc_than_lambda_has() {
     // Built by the lifecycle tests (or here, if this runs first).
-    let path = deployer::artifact::build_bootstrap(
+    let path = deployer::deploy::artifacts::build_bootstrap(
         &project_dir(),
         deployer::stage::Architecture::X86_64,
         true,
@@ -958,7 +970,7 @@ fn the_bootstrap_needs_no_newer_glibc_than_lambda_has() {
         newest.1
     );
     assert_eq!(
-        deployer::artifact::newest_glibc(&std::fs::read(&path).unwrap()),
+        deployer::deploy::artifacts::newest_glibc(&std::fs::read(&path).unwrap()),
         Some(newest)
     );
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use deployer::stage::Stage;
-use deployer::synth::Format;
+use deployer::template::synth::Format;
 use serde_json::{Value, json};
 
 use crate::support::{project_dir, stages, template};
@@ -235,7 +235,7 @@ fn function_runs_provided_al2023_with_code_from_parameters() {
 fn an_endpoint_adds_the_emulator_settings_only() {
     let aws = template("dev", None);
     let local = template("dev", Some("http://127.0.0.1:4599"));
-    let env = |t: &deployer::synth::Template| {
+    let env = |t: &deployer::template::synth::Template| {
         resource_of_type(t.as_json(), "AWS::Lambda::Function")["Properties"]["Environment"]
             ["Variables"]
             .clone()

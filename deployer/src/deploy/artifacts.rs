@@ -179,6 +179,10 @@ pub struct BuildStamp {
     binary_meta: (u128, u64),
     inputs: Vec<(PathBuf, (u128, u64))>,
     env: Vec<(String, String)>,
+    /// `rustc -vV` of the toolchain that built it. Its compiler binary and
+    /// rustup's settings are among `inputs`, so a toolchain update or switch
+    /// makes the stamp stale without running `rustc` on every deploy.
+    toolchain: String,
 }
 
 impl BuildStamp {
@@ -210,6 +214,8 @@ impl BuildStamp {
         ] {
             files.push(project_dir.join(manifest));
         }
+        let toolchain = Toolchain::of(project_dir)?;
+        files.extend(toolchain.files);
         files.sort();
         files.dedup();
         Some(Self {
@@ -223,6 +229,7 @@ impl BuildStamp {
                 })
                 .collect(),
             env: build_env(),
+            toolchain: toolchain.version,
         })
     }
 
@@ -240,6 +247,40 @@ impl BuildStamp {
             && self.inputs_now() == self.inputs
             && build_env() == self.env)
             .then(|| self.binary.clone())
+    }
+}
+
+/// The toolchain cargo builds with in a project.
+struct Toolchain {
+    /// `rustc -vV`.
+    version: String,
+    /// The compiler binary and rustup's settings: they change when the
+    /// toolchain is updated or switched.
+    files: Vec<PathBuf>,
+}
+
+impl Toolchain {
+    fn of(project_dir: &Path) -> Option<Self> {
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let run = |args: &[&str]| {
+            let out = Command::new(&rustc)
+                .current_dir(project_dir)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        let version = run(&["-vV"])?;
+        let sysroot = PathBuf::from(run(&["--print", "sysroot"])?);
+        let rustup_home = std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".rustup")));
+        let mut files = vec![sysroot.join("bin/rustc")];
+        files.extend(rustup_home.map(|home| home.join("settings.toml")));
+        Some(Self { version, files })
     }
 }
 
@@ -552,6 +593,32 @@ mod tests {
         let stamp = BuildStamp::after_build(project, &binary).unwrap();
         std::fs::create_dir_all(project.join(".cargo")).unwrap();
         std::fs::write(project.join(".cargo/config.toml"), "[build]").unwrap();
+        assert_eq!(stamp.fresh_binary(), None);
+    }
+
+    #[test]
+    fn a_build_stamp_records_the_toolchain_and_goes_stale_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path();
+        let binary = project.join("target/release/bootstrap");
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::write(&binary, "binary").unwrap();
+        std::fs::write(
+            binary.with_extension("d"),
+            format!("{}: \n", binary.display()),
+        )
+        .unwrap();
+        let mut stamp = BuildStamp::after_build(project, &binary).unwrap();
+        assert!(stamp.toolchain.starts_with("rustc "), "{}", stamp.toolchain);
+        assert!(stamp.toolchain.contains("host: "), "{}", stamp.toolchain);
+        assert_eq!(stamp.fresh_binary(), Some(binary.clone()));
+        // An updated compiler (another modification time) makes it stale.
+        let compiler = stamp
+            .inputs
+            .iter_mut()
+            .find(|(path, _)| path.ends_with("bin/rustc"))
+            .unwrap();
+        compiler.1.0 += 1;
         assert_eq!(stamp.fresh_binary(), None);
     }
 

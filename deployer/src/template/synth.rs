@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::intrinsic::{Expr, LogicalId, Pseudo, Sub};
-use crate::model::{
+use crate::template::intrinsic::{Expr, LogicalId, Pseudo, Sub};
+use crate::template::resources::{
     ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, Effect, Function,
     LambdaPermission, LogGroup, MethodTarget, Resource, RestApi, Role, StageModel, Statement,
     Table, Tags, UserPool, UserPoolClient, UserPoolDomain,
@@ -173,7 +173,7 @@ fn resource_json(resource: &Resource) -> Value {
         Resource::ApiDeployment(r) => (
             "AWS::ApiGateway::Deployment",
             api_deployment(r),
-            depends_on(r.methods.iter().map(crate::intrinsic::Handle::id)),
+            depends_on(r.methods.iter().map(crate::template::intrinsic::Handle::id)),
         ),
         Resource::ApiStage(r) => ("AWS::ApiGateway::Stage", api_stage(r), Vec::new()),
         Resource::LambdaPermission(r) => {

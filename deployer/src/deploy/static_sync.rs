@@ -7,12 +7,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use contract::prefix::STATIC as STATIC_PREFIX;
 use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
 use crate::digest::hex;
-use crate::model::STATIC_PREFIX;
 
 /// Uploads in flight at once.
 const PARALLEL_UPLOADS: usize = 32;

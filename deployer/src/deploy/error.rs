@@ -1,0 +1,59 @@
+//! What a pipeline step can fail with, and the exit code each failure means.
+
+use crate::aws::AwsError;
+use crate::deploy::artifacts::ArtifactError;
+use crate::deploy::static_sync::AssetsError;
+use crate::emulator::EmulatorError;
+use crate::exit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    StaticSync(#[from] AssetsError),
+    #[error(transparent)]
+    Emulator(#[from] EmulatorError),
+    #[error("CloudFormation could not compute the changes for `{stack}`: {reason}")]
+    ChangeSetFailed { stack: String, reason: String },
+    #[error(
+        "stage `{stage}` is not deployed: there is no stack `{stack}` on {target}; deploy it with `deployer up --stage {stage}`"
+    )]
+    NotDeployed {
+        stage: String,
+        stack: String,
+        target: String,
+    },
+    /// The deployment (or a step of it) failed; the message says what to do.
+    #[error("{0}")]
+    Failed(String),
+    /// The user (or a rule) said no; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "{action} needs confirmation, and this is not an interactive terminal; pass `--yes` to go ahead"
+    )]
+    NeedsConfirmation { action: String },
+}
+
+impl DeployError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Aws(e)
+            | Self::Artifact(ArtifactError::Aws(e))
+            | Self::StaticSync(AssetsError::Aws(e)) => e.exit_code(),
+            Self::Artifact(ArtifactError::Architecture { .. }) | Self::NeedsConfirmation { .. } => {
+                exit::INVALID_INPUT
+            }
+            Self::Emulator(e) => e.exit_code(),
+            Self::Artifact(_)
+            | Self::StaticSync(_)
+            | Self::ChangeSetFailed { .. }
+            | Self::NotDeployed { .. }
+            | Self::Failed(_)
+            | Self::Refused(_) => exit::DEPLOY_FAILED,
+        }
+    }
+}

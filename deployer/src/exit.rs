@@ -1,0 +1,13 @@
+//! Exit codes, in one leaf module every error type can name without importing
+//! the others.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success, including "up to date" |
+//! | 1 | the deployment failed |
+//! | 2 | invalid input or usage |
+//! | 3 | credentials or permissions |
+
+pub const DEPLOY_FAILED: u8 = 1;
+pub const INVALID_INPUT: u8 = 2;
+pub const CREDENTIALS: u8 = 3;
