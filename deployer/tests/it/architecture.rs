@@ -40,9 +40,18 @@ fn module_of(src: &Path, file: &Path) -> String {
 /// The `crate::…` paths a file names, inside `use` items and in code, up to
 /// the first part that is not a module (`crate::deploy::stack::wait` gives
 /// `deploy::stack::wait`; the caller cuts it to a known module). Test modules
-/// (`#[cfg(test)]` to the end of the file) are left out: they may use anything.
+/// (`#[cfg(test)]` to the end of the file) and comments are left out.
 fn crate_paths(text: &str) -> Vec<String> {
-    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let code: String = text
+        .split("#[cfg(test)]")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        // Comments (doc links included) name modules without importing them.
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let code = code.as_str();
     let mut paths = Vec::new();
     // `use crate::a::{b, c::d};` groups name several modules.
     for item in code.split("use crate::").skip(1) {
