@@ -49,11 +49,11 @@ pub async fn down(session: &Session, delete_data: bool) -> Result<DownReport, De
         .partition(|r| retained_ids.contains(&r.logical_id));
     let bucket = deleted
         .iter()
-        .find(|r| r.logical_id == ids::BUCKET.as_str())
+        .find(|r| r.logical_id == ids::BUCKET.to_string())
         .map(|r| r.physical_id.clone());
     let table = deleted
         .iter()
-        .find(|r| r.logical_id == ids::TABLE.as_str())
+        .find(|r| r.logical_id == ids::TABLE.to_string())
         .map(|r| r.physical_id.clone());
 
     printer.info(format_args!(

@@ -11,14 +11,14 @@ use contract::{env, prefix, table};
 
 use crate::emulator;
 use crate::stage::{Stage, StageConfig};
-use crate::template::intrinsic::{Expr, Handle, Pseudo, Sub};
+use crate::template::intrinsic::{Expr, Handle, LogicalId, Pseudo, Sub};
 use crate::template::resources::{
     ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, CorsRule, Effect,
     Function, HasHandle, KeyAttribute, LambdaPermission, LogGroup, MethodTarget, Output, Parameter,
     Resource, RestApi, Role, SecondaryIndex, StageModel, Statement, Table, Tags, UserPool,
     UserPoolClient, UserPoolDomain,
 };
-use crate::template::synth::{Template, synthesize};
+use crate::template::synth::{Template, resource_json, synthesize};
 
 /// Logical ids. Stable forever: renaming one replaces the resource.
 pub mod ids {
@@ -365,7 +365,12 @@ impl ApiResources {
             function,
         };
         let deployment = ApiDeployment {
-            id: ids::API_DEPLOYMENT,
+            id: deployment_id(&[
+                Resource::RestApi(api.clone()),
+                Resource::ApiResource(proxy.clone()),
+                Resource::ApiMethod(root_method.clone()),
+                Resource::ApiMethod(proxy_method.clone()),
+            ]),
             api: api_h,
             methods: vec![root_method.handle(), proxy_method.handle()],
         };
@@ -407,6 +412,17 @@ impl ApiResources {
             Resource::LambdaPermission(self.permission),
         ]
     }
+}
+
+/// A deployment is an immutable snapshot of the API (its resources, methods,
+/// integrations and binary media types): its id carries a hash of what it
+/// snapshots, so a changed API gets a new deployment and the stage moves to it.
+fn deployment_id(snapshot: &[Resource]) -> LogicalId {
+    let text: String = snapshot
+        .iter()
+        .map(|r| format!("{} {}\n", r.id(), resource_json(r)))
+        .collect();
+    ids::API_DEPLOYMENT.with_content_hash(text.as_bytes())
 }
 
 fn outputs(
@@ -734,6 +750,72 @@ mod tests {
             emulator::api_url("http://emu.internal:80", api, "local").to_json(),
             serde_json::json!({"Fn::Sub": "http://emu.internal:80/_aws/execute-api/${Api}/local/"})
         );
+    }
+
+    fn deployment_of(model: &StageModel) -> String {
+        model
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::ApiDeployment(d) => Some(d.id.to_string()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_api_deployment_id_changes_when_the_api_does() {
+        let model = StageModel::build(&stage(DEV), &Target::Aws);
+        let id = deployment_of(&model);
+        assert!(id.starts_with("ApiDeployment") && id.len() == 23, "{id}");
+        // Same API, same id: an unrelated change (capacity) keeps it.
+        let capacity = StageModel::build(
+            &stage(
+                "app: cloudalbum\nregion: ap-southeast-1\ntable: { read_capacity: 8, write_capacity: 9 }\n",
+            ),
+            &Target::Aws,
+        );
+        assert_eq!(deployment_of(&capacity), id);
+        // The stage points at the deployment with that id.
+        let template = crate::template::synth::synthesize(&model);
+        assert_eq!(
+            template.as_json()["Resources"]["ApiStage"]["Properties"]["DeploymentId"],
+            serde_json::json!({ "Ref": id })
+        );
+        // A changed API (binary media types, a method) is a new deployment.
+        let api: Vec<Resource> = model
+            .resources
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Resource::RestApi(_) | Resource::ApiResource(_) | Resource::ApiMethod(_)
+                )
+            })
+            .cloned()
+            .collect();
+        assert_eq!(deployment_id(&api).to_string(), id);
+        let mut more_types = api.clone();
+        for resource in &mut more_types {
+            if let Resource::RestApi(api) = resource {
+                api.binary_media_types.push("application/pdf");
+            }
+        }
+        assert_ne!(deployment_id(&more_types).to_string(), id);
+        let mut other_path = api.clone();
+        for resource in &mut other_path {
+            if let Resource::ApiResource(r) = resource {
+                r.path_part = "{any+}";
+            }
+        }
+        assert_ne!(deployment_id(&other_path).to_string(), id);
+        assert_ne!(deployment_id(&api[..3]).to_string(), id, "a method removed");
+        // Another function behind the API (a new integration URI) too.
+        let other = StageModel::build(
+            &stage("app: photos\nregion: ap-southeast-1\n"),
+            &Target::Aws,
+        );
+        assert_ne!(deployment_of(&other), id);
     }
 
     #[test]

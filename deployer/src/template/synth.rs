@@ -148,7 +148,7 @@ pub fn synthesize(model: &StageModel) -> Template {
 }
 
 /// One resource: `Type`, then policies and `DependsOn` where any, then `Properties`.
-fn resource_json(resource: &Resource) -> Value {
+pub fn resource_json(resource: &Resource) -> Value {
     let (kind, properties, extra) = match resource {
         Resource::Bucket(r) => ("AWS::S3::Bucket", bucket(r), retention(r.retain)),
         Resource::BucketPolicy(r) => ("AWS::S3::BucketPolicy", bucket_policy(r), Vec::new()),
@@ -199,7 +199,7 @@ fn retention(retain: bool) -> Vec<(&'static str, Value)> {
 }
 
 fn depends_on(ids: impl Iterator<Item = LogicalId>) -> Vec<(&'static str, Value)> {
-    let ids: Vec<Value> = ids.map(|id| json!(id.as_str())).collect();
+    let ids: Vec<Value> = ids.map(|id| json!(id.to_string())).collect();
     vec![("DependsOn", Value::Array(ids))]
 }
 
