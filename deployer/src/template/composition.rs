@@ -16,7 +16,7 @@ use crate::template::resources::{
     ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, CorsRule, Effect,
     Function, HasHandle, KeyAttribute, LambdaPermission, LogGroup, MethodTarget, Output, Parameter,
     Resource, RestApi, Role, SecondaryIndex, StageModel, Statement, Table, Tags, UserPool,
-    UserPoolClient, UserPoolDomain,
+    UserPoolClient,
 };
 use crate::template::synth::{Template, resource_json, synthesize};
 
@@ -33,7 +33,6 @@ pub mod ids {
     pub const TABLE: LogicalId = LogicalId::new("PhotoTable");
     pub const USER_POOL: LogicalId = LogicalId::new("UserPool");
     pub const USER_POOL_CLIENT: LogicalId = LogicalId::new("UserPoolClient");
-    pub const USER_POOL_DOMAIN: LogicalId = LogicalId::new("UserPoolDomain");
     pub const LOG_GROUP: LogicalId = LogicalId::new("AppLogGroup");
     pub const ROLE: LogicalId = LogicalId::new("AppRole");
     pub const FUNCTION: LogicalId = LogicalId::new("AppFunction");
@@ -116,7 +115,7 @@ impl StageModel {
             tags: tags(&stage.config, stage.name.as_str()),
         };
         let (bucket, bucket_policy, table) = data_resources(&ctx);
-        let (pool, client, domain) = auth_resources(&ctx);
+        let (pool, client) = auth_resources(&ctx);
         let (code_bucket, code_key) = code_parameters();
         let app = AppResources::build(
             &ctx,
@@ -146,7 +145,6 @@ impl StageModel {
             Resource::Table(table),
             Resource::UserPool(pool),
             Resource::UserPoolClient(client),
-            Resource::UserPoolDomain(domain),
             Resource::LogGroup(app.log_group),
             Resource::Role(app.role),
             Resource::Function(app.function),
@@ -244,8 +242,9 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
     (bucket, bucket_policy, table)
 }
 
-/// The user pool, the web app's client and the pool's domain.
-fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient, UserPoolDomain) {
+/// The user pool and the web app's client. No hosted-UI domain: the app has
+/// its own forms.
+fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient) {
     let pool = UserPool {
         id: ids::USER_POOL,
         name: ctx.stack.clone(),
@@ -257,17 +256,7 @@ fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient, UserPoolDomain) {
         pool: pool.handle(),
         name: format!("{}-web", ctx.stack),
     };
-    let domain = UserPoolDomain {
-        id: ids::USER_POOL_DOMAIN,
-        pool: pool.handle(),
-        // Domain prefixes are global per region: make it unique per account.
-        domain: Sub::new()
-            .pseudo(Pseudo::StackName)
-            .lit("-")
-            .pseudo(Pseudo::AccountId)
-            .build(),
-    };
-    (pool, client, domain)
+    (pool, client)
 }
 
 /// What the function is given access to.
@@ -816,6 +805,41 @@ mod tests {
             &Target::Aws,
         );
         assert_ne!(deployment_of(&other), id);
+    }
+
+    #[test]
+    fn names_derived_from_the_longest_app_and_stage_obey_each_services_rules() {
+        use crate::stage::{MAX_APP_NAME, MAX_STAGE_NAME};
+        let app = format!("a{}", "b".repeat(MAX_APP_NAME - 1));
+        let mut s = stage(&format!("app: {app}\nregion: ap-southeast-1\n"));
+        s.name = StageName::parse(&"s".repeat(MAX_STAGE_NAME)).unwrap();
+        let model = StageModel::build(&s, &Target::Aws);
+        let stack = s.stack_name();
+        // CloudFormation: 1-128, a letter first, then letters, digits, hyphens.
+        assert!(stack.len() <= 128 && stack.starts_with(|c: char| c.is_ascii_alphabetic()));
+        assert!(stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        for resource in &model.resources {
+            match resource {
+                // Lambda: 1-64 of letters, digits, hyphens, underscores.
+                Resource::Function(f) => assert!(f.name.len() <= 64, "{}", f.name),
+                // CloudWatch Logs: up to 512.
+                Resource::LogGroup(g) => assert!(g.name.len() <= 512, "{}", g.name),
+                // Cognito: pool and client names up to 128.
+                Resource::UserPool(p) => assert!(p.name.len() <= 128, "{}", p.name),
+                Resource::UserPoolClient(c) => assert!(c.name.len() <= 128, "{}", c.name),
+                // API Gateway names: up to 1024; stage names: letters, digits, `-`, `_`, up to 128.
+                Resource::RestApi(a) => assert!(a.name.len() <= 1024, "{}", a.name),
+                Resource::ApiStage(st) => assert!(st.name.len() <= 128, "{}", st.name),
+                // No role name is set: CloudFormation generates one within IAM's 64.
+                _ => {}
+            }
+        }
+        assert!(
+            StageModel::build(&s, &Target::Aws)
+                .resources
+                .iter()
+                .any(|r| matches!(r, Resource::Function(f) if f.name.len() == 64))
+        );
     }
 
     #[test]

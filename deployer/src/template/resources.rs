@@ -86,13 +86,6 @@ pub struct UserPoolClient {
 }
 
 #[derive(Debug, Clone)]
-pub struct UserPoolDomain {
-    pub id: LogicalId,
-    pub pool: Handle<UserPool>,
-    pub domain: Expr,
-}
-
-#[derive(Debug, Clone)]
 pub struct LogGroup {
     pub id: LogicalId,
     pub name: String,
@@ -203,7 +196,6 @@ pub enum Resource {
     Table(Table),
     UserPool(UserPool),
     UserPoolClient(UserPoolClient),
-    UserPoolDomain(UserPoolDomain),
     LogGroup(LogGroup),
     Role(Role),
     Function(Function),
@@ -223,7 +215,6 @@ impl Resource {
             Self::Table(r) => r.id,
             Self::UserPool(r) => r.id,
             Self::UserPoolClient(r) => r.id,
-            Self::UserPoolDomain(r) => r.id,
             Self::LogGroup(r) => r.id,
             Self::Role(r) => r.id,
             Self::Function(r) => r.id,

@@ -7,7 +7,7 @@ use crate::template::intrinsic::{Expr, LogicalId, Pseudo, Sub};
 use crate::template::resources::{
     ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, Effect, Function,
     LambdaPermission, LogGroup, MethodTarget, Resource, RestApi, Role, StageModel, Statement,
-    Table, Tags, UserPool, UserPoolClient, UserPoolDomain,
+    Table, Tags, UserPool, UserPoolClient,
 };
 
 /// CloudFormation's limit for a template passed inline as `TemplateBody`.
@@ -157,11 +157,6 @@ pub fn resource_json(resource: &Resource) -> Value {
         Resource::UserPoolClient(r) => (
             "AWS::Cognito::UserPoolClient",
             user_pool_client(r),
-            Vec::new(),
-        ),
-        Resource::UserPoolDomain(r) => (
-            "AWS::Cognito::UserPoolDomain",
-            user_pool_domain(r),
             Vec::new(),
         ),
         Resource::LogGroup(r) => ("AWS::Logs::LogGroup", log_group(r), Vec::new()),
@@ -463,13 +458,6 @@ fn user_pool_client(c: &UserPoolClient) -> Expr {
         ),
         ("WriteAttributes", Expr::strings(["email", "name"])),
         ("UserPoolId", c.pool.pool_id().into()),
-    ])
-}
-
-fn user_pool_domain(d: &UserPoolDomain) -> Expr {
-    Expr::map([
-        ("Domain", d.domain.clone()),
-        ("UserPoolId", d.pool.pool_id().into()),
     ])
 }
 
