@@ -171,6 +171,13 @@ pub enum TemplateSource {
     Url(String),
 }
 
+/// What the stage's change sets acknowledge: IAM resources, never named ones
+/// (the role's name is left to CloudFormation), so a template that names an
+/// IAM resource is refused instead of silently accepted.
+pub fn capabilities() -> Vec<Capability> {
+    vec![Capability::CapabilityIam]
+}
+
 /// Creates a change set and waits until CloudFormation has computed it.
 /// An empty change set is deleted and reported as [`ChangeSet::Empty`].
 pub async fn create_change_set(
@@ -193,8 +200,7 @@ pub async fn create_change_set(
         } else {
             ChangeSetType::Update
         })
-        .capabilities(Capability::CapabilityIam)
-        .capabilities(Capability::CapabilityNamedIam)
+        .set_capabilities(Some(capabilities()))
         .description("created by deployer");
     call = match &request.template {
         TemplateSource::Body(body) => call.template_body(body),
@@ -423,6 +429,11 @@ mod tests {
         assert!(text.starts_with("Modify  PhotoTable"));
         assert!(text.ends_with("replacement: False"));
         assert!(change.is_direct());
+    }
+
+    #[test]
+    fn change_sets_acknowledge_iam_but_not_named_iam() {
+        assert_eq!(capabilities(), [Capability::CapabilityIam]);
     }
 
     #[test]

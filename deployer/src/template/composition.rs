@@ -15,8 +15,7 @@ use crate::template::intrinsic::{Expr, Handle, LogicalId, Pseudo, Sub};
 use crate::template::resources::{
     ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, CorsRule, Effect,
     Function, HasHandle, KeyAttribute, LambdaPermission, LogGroup, MethodTarget, Output, Parameter,
-    Resource, RestApi, Role, SecondaryIndex, StageModel, Statement, Table, Tags, UserPool,
-    UserPoolClient,
+    Resource, RestApi, Role, StageModel, Statement, Table, Tags, UserPool, UserPoolClient,
 };
 use crate::template::synth::{Template, resource_json, synthesize};
 
@@ -225,11 +224,9 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
         id: ids::TABLE,
         partition: key(table::PARTITION_KEY),
         sort: key(table::SORT_KEY),
-        indexes: vec![SecondaryIndex {
-            name: table::BY_TAKEN_DATE_INDEX,
-            partition: key(table::PARTITION_KEY),
-            sort: key(table::TAKEN_AT),
-        }],
+        // No index: the album, search and map all `Query` the user's own
+        // partition; an index nothing queries only costs capacity.
+        indexes: Vec::new(),
         read_capacity: config.table.read_capacity.get(),
         write_capacity: config.table.write_capacity.get(),
         point_in_time_recovery: config

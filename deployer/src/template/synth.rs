@@ -346,7 +346,7 @@ fn table(t: &Table) -> Expr {
             ]),
         ])
     };
-    Expr::map([
+    let mut properties = vec![
         (
             "AttributeDefinitions",
             Expr::list(attributes.iter().map(|(name, kind)| {
@@ -357,7 +357,9 @@ fn table(t: &Table) -> Expr {
             })),
         ),
         ("BillingMode", Expr::str("PROVISIONED")),
-        (
+    ];
+    if !t.indexes.is_empty() {
+        properties.push((
             "GlobalSecondaryIndexes",
             Expr::list(t.indexes.iter().map(|index| {
                 Expr::map([
@@ -373,7 +375,9 @@ fn table(t: &Table) -> Expr {
                     ("ProvisionedThroughput", throughput()),
                 ])
             })),
-        ),
+        ));
+    }
+    properties.extend([
         ("KeySchema", key_schema(t.partition.name, t.sort.name)),
         (
             "PointInTimeRecoverySpecification",
@@ -385,7 +389,8 @@ fn table(t: &Table) -> Expr {
         ("ProvisionedThroughput", throughput()),
         ("SSESpecification", Expr::map([("SSEEnabled", true.into())])),
         ("Tags", tag_list(&t.tags)),
-    ])
+    ]);
+    Expr::map(properties)
 }
 
 fn user_pool(p: &UserPool) -> Expr {
