@@ -7,7 +7,9 @@
 //! | 1 | the deployment failed |
 //! | 2 | invalid input or usage |
 //! | 3 | credentials or permissions |
+//! | 4 | refused: the change would replace or delete data |
 
 pub const DEPLOY_FAILED: u8 = 1;
 pub const INVALID_INPUT: u8 = 2;
 pub const CREDENTIALS: u8 = 3;
+pub const REFUSED_DATA: u8 = 4;

@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         match &cli.command {
             Command::Synth(args) => commands::synth::run(&context, args),
             Command::Plan => commands::plan::run(&context).await,
-            Command::Up => commands::up::run(&context).await,
+            Command::Up(args) => commands::up::run(&context, args).await,
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
             Command::Down(args) => commands::down::run(&context, args).await,

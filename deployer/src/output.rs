@@ -79,6 +79,15 @@ impl Printer {
         }
     }
 
+    /// `text` marked as dangerous: red at a terminal (unless `NO_COLOR`).
+    pub fn alert(&self, text: &str) -> String {
+        if self.terminal && crate::progress::colour_allowed() {
+            format!("\x1b[31m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
     /// A warning (stderr), shown even with `--quiet`.
     pub fn warn(&self, message: impl Display) {
         eprintln!("warning: {message}");

@@ -188,6 +188,10 @@ pub struct StageConfig {
     pub app: AppName,
     /// AWS region of the stage.
     pub region: Region,
+    /// The AWS account the stage lives in: every command that touches AWS
+    /// refuses credentials of another account.
+    #[serde(default)]
+    pub account_id: Option<AccountId>,
     /// An AWS-compatible endpoint (e.g. the local emulator) instead of AWS.
     #[serde(default)]
     pub endpoint_url: Option<EndpointUrl>,
@@ -684,6 +688,11 @@ checked_string!(
     check_region
 );
 checked_string!(
+    /// A 12-digit AWS account id.
+    AccountId,
+    check_account_id
+);
+checked_string!(
     /// An `http://` or `https://` endpoint with a host and an optional port.
     EndpointUrl,
     check_endpoint_url
@@ -808,6 +817,16 @@ fn check_region(value: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "region must be an AWS region code such as `ap-southeast-1` or `us-east-1`, got `{value}`"
+        ))
+    }
+}
+
+fn check_account_id(value: &str) -> Result<(), String> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "account id must be the 12 digits of an AWS account, quoted (`account_id: \"123456789012\"`), got `{value}`"
         ))
     }
 }
@@ -1025,6 +1044,17 @@ mod tests {
         assert!(err.contains("must be 1..=29, got 30"), "{err}");
         let ok = parse(&format!("{MINIMAL}function:\n  timeout_s: 29\n")).unwrap();
         assert_eq!(ok.function.timeout_s.get(), 29);
+    }
+
+    #[test]
+    fn account_ids_are_twelve_quoted_digits() {
+        let ok = parse(&format!("{MINIMAL}account_id: \"012345678901\"\n")).unwrap();
+        assert_eq!(ok.account_id.unwrap().as_str(), "012345678901");
+        for bad in ["\"12345\"", "\"12345678901a\"", "\"\""] {
+            let err = rejection(&format!("{MINIMAL}account_id: {bad}\n"));
+            assert!(err.contains("`account_id`"), "{bad}: {err}");
+            assert!(err.contains("12 digits"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ fn start() -> World {
         profile: None,
         endpoint_url: Some(endpoint.clone()),
         assume_yes: true,
+        allow_replace: Vec::new(),
     };
     let function_env = rt.block_on(async {
         let session = Session::open(stage, &options, Printer::silent())

@@ -27,5 +27,6 @@ pub fn session_options(context: &Context) -> SessionOptions {
         profile: context.global.profile.clone(),
         endpoint_url: context.global.endpoint_url.clone(),
         assume_yes: context.global.yes,
+        allow_replace: Vec::new(),
     }
 }

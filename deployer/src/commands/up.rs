@@ -3,12 +3,17 @@
 
 use std::process::ExitCode;
 
-use super::open_session;
+use super::session_options;
+use crate::cli::UpArgs;
+use crate::deploy::session::Session;
 use crate::deploy::{pipeline, prepare};
 use crate::{Context, Error};
 
-pub async fn run(context: &Context) -> Result<ExitCode, Error> {
-    let session = open_session(context).await?;
+pub async fn run(context: &Context, args: &UpArgs) -> Result<ExitCode, Error> {
+    let stage = context.load_stage(&context.global.stage)?;
+    let mut options = session_options(context);
+    options.allow_replace.clone_from(&args.allow_replace);
+    let session = Session::open(stage, &options, context.printer).await?;
     let prepared = prepare::prepare(&session, &context.project_dir)?;
     let report = pipeline::deploy(&session, &prepared, &context.static_dir()).await?;
     context.printer.result(&report);

@@ -4,6 +4,7 @@
 
 use crate::deploy::change_set::{self, Change, ChangeSet, split_changes};
 use crate::deploy::error::DeployError;
+use crate::deploy::guard;
 use crate::deploy::report::show_changes;
 use crate::deploy::session::Session;
 use crate::deploy::stack::{self, StackInfo, StackStatus};
@@ -124,6 +125,16 @@ pub async fn apply(
     };
     let (direct, dependent) = split_changes(changes);
     show_changes(&session.printer, &direct, &dependent);
+    // Before anything runs, in CI too: no data is replaced or deleted unasked.
+    let all: Vec<Change> = direct.iter().chain(&dependent).cloned().collect();
+    if let Err(refused) = guard::check(session.stage.name.as_str(), &all, &session.allow_replace) {
+        change_set::delete_change_set(&session.aws, &session.stack, &name).await?;
+        return Err(refused);
+    }
+    let retained = session.stage.config.retain_data;
+    let lifted = guard::at_risk(&all)
+        .iter()
+        .any(|risk| session.allow_replace.contains(&risk.logical_id));
     // At a terminal, ask; in CI the deploy command itself is the decision.
     let go = session.assume_yes
         || !session.printer.can_ask()
@@ -139,10 +150,17 @@ pub async fn apply(
     } else {
         stack::latest_event_id(&session.aws, &stack_id).await?
     };
+    if retained && lifted && !create {
+        // The stack policy would stop the replacement the user allowed.
+        guard::set_stack_policy(session, &session.allow_replace).await?;
+    }
     change_set::execute_change_set(&session.aws, &session.stack, &name).await?;
     let mut progress = session.printer.progress();
     let status = stack::wait(&session.aws, &stack_id, after, &mut progress).await?;
     progress.finish();
+    if retained && stack::describe(&session.aws, &stack_id).await?.is_some() {
+        guard::set_stack_policy(session, &[]).await?;
+    }
     if !status.is_deployed() {
         let remedy = if status == StackStatus::RollbackComplete {
             "fix the cause above and run `deployer up` again: the failed stack is deleted and created anew"

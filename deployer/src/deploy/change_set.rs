@@ -111,6 +111,10 @@ pub struct Change {
     /// e.g. `PhotoTable.Arn`. Empty for a direct change of the template.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub caused_by: Vec<String>,
+    /// Why CloudFormation replaces the resource: the properties whose change
+    /// requires a new one (`BucketName (always)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recreated_by: Vec<String>,
 }
 
 impl Change {
@@ -248,6 +252,7 @@ pub async fn create_change_set(
                             .as_ref()
                             .map(|r| Replacement::parse(r.as_str())),
                         caused_by: dynamic_causes(rc.details()),
+                        recreated_by: recreating_properties(rc.details()),
                     })
                     .collect();
                 return Ok(ChangeSet::Ready {
@@ -295,6 +300,38 @@ fn dynamic_causes(details: &[aws_sdk_cloudformation::types::ResourceChangeDetail
     causes.sort();
     causes.dedup();
     causes
+}
+
+/// The properties of a change that make CloudFormation create a new resource.
+fn recreating_properties(
+    details: &[aws_sdk_cloudformation::types::ResourceChangeDetail],
+) -> Vec<String> {
+    use aws_sdk_cloudformation::types::RequiresRecreation;
+    let mut properties: Vec<String> = details
+        .iter()
+        .filter_map(|d| d.target.as_ref())
+        .filter_map(|target| {
+            let when = match target.requires_recreation.as_ref()? {
+                RequiresRecreation::Always => "always",
+                RequiresRecreation::Conditionally => "conditionally",
+                _ => return None,
+            };
+            let name = target
+                .name
+                .as_deref()
+                .or_else(|| {
+                    target
+                        .attribute
+                        .as_ref()
+                        .map(aws_sdk_cloudformation::types::ResourceAttribute::as_str)
+                })
+                .unwrap_or("a property");
+            Some(format!("{name} ({when})"))
+        })
+        .collect();
+    properties.sort();
+    properties.dedup();
+    properties
 }
 
 /// CloudFormation's words for "nothing to change".
@@ -424,6 +461,7 @@ mod tests {
             resource_type: "AWS::DynamoDB::Table".to_owned(),
             replacement: Some(Replacement::False),
             caused_by: Vec::new(),
+            recreated_by: Vec::new(),
         };
         let text = change.to_string();
         assert!(text.starts_with("Modify  PhotoTable"));

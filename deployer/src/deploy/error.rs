@@ -26,6 +26,27 @@ pub enum DeployError {
         stack: String,
         target: String,
     },
+    #[error(
+        "the credentials belong to account {actual} ({arn}), but stage `{stage}` lives in account {expected} (`account_id` in its stage file); nothing was done. Use credentials of account {expected} (`--profile`, or `AWS_PROFILE`), or deploy another stage"
+    )]
+    WrongAccount {
+        stage: String,
+        expected: String,
+        actual: String,
+        arn: String,
+    },
+    #[error(
+        "refused: the change would replace or delete data of stage `{stage}`:\n  {}\nnothing was changed. CloudFormation replaces these resources with new, empty ones (the old ones and their data are deleted). If that is really meant, run `deployer up --stage {stage} {}`",
+        lines.join("\n  "),
+        ids.iter().map(|id| format!("--allow-replace {id}")).collect::<Vec<_>>().join(" ")
+    )]
+    WouldLoseData {
+        stage: String,
+        /// One line per resource: what would happen and why.
+        lines: Vec<String>,
+        /// Their logical ids.
+        ids: Vec<String>,
+    },
     /// The deployment (or a step of it) failed; the message says what to do.
     #[error("{0}")]
     Failed(String),
@@ -48,6 +69,8 @@ impl DeployError {
                 exit::INVALID_INPUT
             }
             Self::Emulator(e) => e.exit_code(),
+            Self::WrongAccount { .. } => exit::CREDENTIALS,
+            Self::WouldLoseData { .. } => exit::REFUSED_DATA,
             Self::Artifact(_)
             | Self::StaticSync(_)
             | Self::ChangeSetFailed { .. }

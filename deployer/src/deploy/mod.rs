@@ -13,6 +13,7 @@ pub mod artifacts;
 pub mod change_set;
 pub mod error;
 pub mod function;
+pub mod guard;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;

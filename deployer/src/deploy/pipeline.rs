@@ -11,6 +11,7 @@ use crate::deploy::apply::{self, Before};
 use crate::deploy::artifacts::{self, Artifact};
 use crate::deploy::change_set::{self, ChangeSet, split_changes};
 use crate::deploy::error::DeployError;
+use crate::deploy::guard;
 use crate::deploy::prepare::Prepared;
 use crate::deploy::report::{ArtifactReport, PlanReport, Stopwatch, Timings, UpReport};
 use crate::deploy::session::Session;
@@ -165,6 +166,8 @@ pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, 
         }
     };
     let (changes, dependent_changes) = split_changes(changes);
+    let all: Vec<_> = changes.iter().chain(&dependent_changes).cloned().collect();
+    let data_at_risk = guard::at_risk(&all);
     Ok(PlanReport {
         stage: session.stage.name.to_string(),
         stack: session.stack.clone(),
@@ -173,6 +176,7 @@ pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, 
         up_to_date,
         changes,
         dependent_changes,
+        data_at_risk,
         code_key: prepared.artifact.key.clone(),
     })
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::deploy::change_set::Change;
+use crate::deploy::guard::{self, AtRisk};
 use crate::deploy::stack::StackStatus;
 use crate::deploy::static_sync::SyncReport;
 use crate::output::Printer;
@@ -77,6 +78,9 @@ pub struct PlanReport {
     /// Resources that may be updated because an attribute they refer to may
     /// change (CloudFormation decides at run time).
     pub dependent_changes: Vec<Change>,
+    /// Changes that would replace or delete a table, bucket or user pool:
+    /// `up` refuses them unless `--allow-replace` names each.
+    pub data_at_risk: Vec<AtRisk>,
     pub code_key: String,
 }
 
@@ -94,6 +98,13 @@ impl fmt::Display for PlanReport {
         )?;
         for change in &self.changes {
             write!(f, "\n  {change}")?;
+        }
+        for risk in &self.data_at_risk {
+            write!(
+                f,
+                "\nDATA AT RISK: {risk}; `up` refuses this unless `--allow-replace {}`",
+                risk.logical_id
+            )?;
         }
         if !self.dependent_changes.is_empty() {
             write!(
@@ -157,11 +168,21 @@ impl fmt::Display for DownReport {
     }
 }
 
-/// Prints direct changes, then the ones that may follow through references.
+/// Prints direct changes, then the ones that may follow through references;
+/// a change that would replace or delete data is marked (in red at a terminal).
 pub fn show_changes(printer: &Printer, direct: &[Change], dependent: &[Change]) {
+    let line = |change: &Change| {
+        let risk = guard::at_risk(std::slice::from_ref(change));
+        match risk.first() {
+            None => format!("  {change}"),
+            Some(risk) => {
+                printer.alert(&format!("  {change}  <- DATA {}", risk.why.to_uppercase()))
+            }
+        }
+    };
     printer.info(format_args!("{} change(s):", direct.len()));
     for change in direct {
-        printer.info(format_args!("  {change}"));
+        printer.info(line(change));
     }
     if !dependent.is_empty() {
         printer.info(format_args!(
@@ -169,7 +190,7 @@ pub fn show_changes(printer: &Printer, direct: &[Change], dependent: &[Change]) 
             dependent.len()
         ));
         for change in dependent {
-            printer.info(format_args!("  {change}"));
+            printer.info(line(change));
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct SessionOptions {
     pub endpoint_url: Option<String>,
     /// `--yes`: every confirmation is answered yes.
     pub assume_yes: bool,
+    /// `--allow-replace`: stateful resources that may be replaced or deleted.
+    pub allow_replace: Vec<String>,
 }
 
 /// A stage, where it is deployed, and clients to reach it.
@@ -30,11 +32,15 @@ pub struct Session {
     pub aws: Aws,
     pub printer: Printer,
     pub assume_yes: bool,
+    /// Stateful resources the user allowed to be replaced or deleted.
+    pub allow_replace: Vec<String>,
 }
 
 impl Session {
-    /// Connects with the region, profile and endpoint in force. The stage
-    /// file was read and validated before: a bad one never reaches AWS.
+    /// Connects with the region, profile and endpoint in force, and refuses
+    /// credentials of another account than the stage file's `account_id`
+    /// (before anything else is asked of AWS). The stage file was read and
+    /// validated before: a bad one never reaches AWS.
     pub async fn open(
         stage: Stage,
         options: &SessionOptions,
@@ -53,6 +59,17 @@ impl Session {
             },
         };
         let aws = Aws::connect(&settings).await?;
+        if let Some(expected) = &stage.config.account_id {
+            let caller = aws.caller().await?;
+            if caller.account != expected.as_str() {
+                return Err(DeployError::WrongAccount {
+                    stage: stage.name.to_string(),
+                    expected: expected.to_string(),
+                    actual: caller.account,
+                    arn: caller.arn,
+                });
+            }
+        }
         Ok(Self {
             stack: stage.stack_name(),
             stage,
@@ -60,6 +77,7 @@ impl Session {
             aws,
             printer,
             assume_yes: options.assume_yes,
+            allow_replace: options.allow_replace.clone(),
         })
     }
 

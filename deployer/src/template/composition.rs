@@ -404,10 +404,11 @@ impl ApiResources {
 /// integrations and binary media types): its id carries a hash of what it
 /// snapshots, so a changed API gets a new deployment and the stage moves to it.
 fn deployment_id(snapshot: &[Resource]) -> LogicalId {
-    let text: String = snapshot
-        .iter()
-        .map(|r| format!("{} {}\n", r.id(), resource_json(r)))
-        .collect();
+    let text = snapshot.iter().fold(String::new(), |mut text, r| {
+        use std::fmt::Write as _;
+        let _ = writeln!(text, "{} {}", r.id(), resource_json(r));
+        text
+    });
     ids::API_DEPLOYMENT.with_content_hash(text.as_bytes())
 }
 

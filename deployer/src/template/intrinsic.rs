@@ -83,7 +83,7 @@ impl fmt::Display for LogicalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.base)?;
         match self.content_hash {
-            Some(hash) => write!(f, "{hash:0width$X}", width = HASH_DIGITS),
+            Some(hash) => write!(f, "{hash:0HASH_DIGITS$X}"),
             None => Ok(()),
         }
     }

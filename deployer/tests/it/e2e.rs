@@ -247,7 +247,7 @@ fn stage_lifecycle_against_the_emulator() {
     let plan = cloud.json(&["plan"]);
     assert_eq!(plan["change_set_type"], "CREATE");
     let added = plan["changes"].as_array().unwrap();
-    assert_eq!(added.len(), 16, "{plan}");
+    assert_eq!(added.len(), 15, "{plan}");
     assert!(added.iter().all(|c| c["action"] == "Add"), "{plan}");
     assert!(cloud.stacks().is_empty(), "{:?}", cloud.stacks());
 
@@ -913,6 +913,100 @@ fn a_failed_first_deploy_is_deleted_and_created_again() {
     assert_ne!(stack_id, failed_id, "the failed stack was not replaced");
     let table = up["outputs"]["TableName"].as_str().unwrap();
     assert_eq!(cloud.table_capacity(table), (5, 5));
+}
+
+#[test]
+fn replacing_data_is_refused_with_exit_4_unless_allowed() {
+    let cloud = Cloud::start();
+    let first = cloud.json(&["up"]);
+    let bucket = first["outputs"]["BucketName"].as_str().unwrap().to_owned();
+    let stack_before = cloud.rt.block_on(deployer::deploy::stack::describe(
+        &cloud.aws,
+        "cloudalbum-local",
+    ));
+    let stack_before = stack_before.unwrap().unwrap();
+
+    // A new bucket name replaces the bucket: `plan` marks it, `up` refuses it.
+    let renamed = stacks_with("bucket:\n", "bucket:\n  name: renamed-photo-bucket\n");
+    let dir = renamed.path().to_str().unwrap();
+    let plan = cloud.json(&["plan", "--stacks-dir", dir]);
+    let risks = plan["data_at_risk"].as_array().unwrap();
+    assert_eq!(risks.len(), 1, "{plan}");
+    assert_eq!(risks[0]["logical_id"], "PhotoBucket");
+    cloud
+        .deployer(&["up", "--stacks-dir", dir])
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains(
+            "refused: the change would replace or delete data",
+        ))
+        .stderr(predicates::str::contains("PhotoBucket (AWS::S3::Bucket)"))
+        .stderr(predicates::str::contains("--allow-replace PhotoBucket"));
+    // Nothing changed: same stack state, the bucket is there, no new one.
+    let stack_after = cloud
+        .rt
+        .block_on(deployer::deploy::stack::describe(
+            &cloud.aws,
+            "cloudalbum-local",
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stack_after.status, stack_before.status);
+    assert_eq!(stack_after.last_updated, stack_before.last_updated);
+    let buckets = cloud.buckets();
+    assert!(buckets.contains(&bucket), "{buckets:?}");
+    assert!(
+        !buckets.iter().any(|b| b == "renamed-photo-bucket"),
+        "{buckets:?}"
+    );
+
+    // Allowing another resource is not enough; naming the bucket is.
+    cloud
+        .deployer(&["up", "--stacks-dir", dir, "--allow-replace", "PhotoTable"])
+        .assert()
+        .code(4);
+    let replaced = cloud.json(&["up", "--stacks-dir", dir, "--allow-replace", "PhotoBucket"]);
+    assert_eq!(replaced["status"], "UPDATE_COMPLETE", "{replaced}");
+    assert_eq!(replaced["outputs"]["BucketName"], "renamed-photo-bucket");
+}
+
+#[test]
+fn a_stage_of_another_account_is_refused_before_anything_changes() {
+    let cloud = Cloud::start();
+    let account = cloud.rt.block_on(cloud.aws.account_id()).unwrap();
+    let other = if account == "111111111111" {
+        "222222222222"
+    } else {
+        "111111111111"
+    };
+    let stacks = stacks_with(
+        "app: cloudalbum\n",
+        &format!("app: cloudalbum\naccount_id: \"{other}\"\n"),
+    );
+    for command in ["up", "plan", "down", "status"] {
+        cloud
+            .deployer(&[command, "--stacks-dir", stacks.path().to_str().unwrap()])
+            .assert()
+            .code(3)
+            .stderr(predicates::str::contains(format!(
+                "belong to account {account}"
+            )))
+            .stderr(predicates::str::contains(format!(
+                "lives in account {other}"
+            )))
+            .stderr(predicates::str::contains("--profile"));
+    }
+    assert!(cloud.stacks().is_empty(), "{:?}", cloud.stacks());
+    assert!(cloud.buckets().is_empty(), "{:?}", cloud.buckets());
+    // The right account goes ahead.
+    let right = stacks_with(
+        "app: cloudalbum\n",
+        &format!("app: cloudalbum\naccount_id: \"{account}\"\n"),
+    );
+    cloud
+        .deployer(&["down", "--stacks-dir", right.path().to_str().unwrap()])
+        .assert()
+        .success();
 }
 
 #[test]
