@@ -176,6 +176,9 @@ impl fmt::Display for AwsError {
                 f,
                 "no usable AWS credentials: {message}; set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN` for temporary ones), or name a profile from ~/.aws/config with `--profile` or `AWS_PROFILE` (`aws configure` or `aws sso login` creates one)"
             ),
+            ErrorKind::AccessDenied if self.is_code("ForeignBucket") => {
+                write!(f, "`{action}` refused on {target}: {message}")
+            }
             ErrorKind::AccessDenied => write!(
                 f,
                 "`{action}` was denied on {target}: {message}; allow `{action}` for your IAM user or role, or use `--profile` for one that has it"
@@ -249,6 +252,24 @@ impl AwsError {
             kind,
             code,
             message,
+        }
+    }
+
+    /// A bucket of a name we use belongs to another account (or denies us).
+    pub fn foreign_bucket(
+        action: &'static str,
+        target: String,
+        bucket: &str,
+        account: &str,
+    ) -> Self {
+        Self {
+            action,
+            target,
+            kind: ErrorKind::AccessDenied,
+            code: Some("ForeignBucket".to_owned()),
+            message: format!(
+                "a bucket named `{bucket}` exists but does not belong to account {account}, so no code or template is written to it. If it is yours in another account, use that account's credentials (`--profile`) or delete it there; `deployer doctor` shows who the credentials are"
+            ),
         }
     }
 

@@ -384,11 +384,11 @@ async fn aws_checks_within(target: &AwsTarget) -> Vec<Check> {
     )];
     let account = identity.account;
     checks.push(match &target.target {
-        Target::Endpoint(url) => Check::skipped(
+        Target::Endpoint(url) if !crate::emulator::has_s3_control(Some(url)) => Check::skipped(
             PUBLIC_ACCESS,
             format!("the local cloud at {url} has no S3 Control; checked on AWS only"),
         ),
-        Target::Aws => {
+        _ => {
             match preflight::fetch_account_public_access(&aws.s3control, &account, &aws.target())
                 .await
             {

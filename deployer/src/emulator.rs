@@ -13,6 +13,8 @@
 //!   ([`function_environment`]).
 //! - **URLs**: the API and the static assets are served under the endpoint
 //!   ([`api_url`], [`static_url`]).
+//! - **S3 Control**: the emulator has none, so the account's public-access
+//!   block is read on AWS only ([`has_s3_control`]).
 //! - **Bucket ownership**: the emulator ignores `OwnershipControls` in the
 //!   template, so public-read ACLs on `static/` fail until the same setting is
 //!   applied through the S3 API ([`after_deploy`]).
@@ -66,6 +68,13 @@ pub fn is_loopback(endpoint: &str) -> bool {
         .rsplit_once(':')
         .map_or(authority, |(host, _)| host);
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// Whether the account-level S3 settings (S3 Control) can be read: not on the
+/// emulator, which has no S3 Control service. The decision on AWS's answer is
+/// tested on stubbed answers (`deploy::preflight`).
+pub fn has_s3_control(endpoint: Option<&str>) -> bool {
+    endpoint.is_none()
 }
 
 /// S3 by path (`<endpoint>/<bucket>/<key>`) whenever an endpoint is named:

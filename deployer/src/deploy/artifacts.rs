@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::aws::{Aws, AwsError};
+use crate::deploy::preflight::BucketAnswer;
 use crate::digest::sha256_hex;
 use crate::stage::Architecture;
 
@@ -403,8 +404,10 @@ pub fn bucket_name(account: &str, region: &str) -> String {
     format!("deployer-artifacts-{account}-{region}")
 }
 
-/// The artifacts bucket of this account and region: private and encrypted,
-/// created on first use.
+/// The artifacts bucket of this account and region: private, encrypted and
+/// TLS-only, created on first use. Its name is predictable, so every call on
+/// it says which account must own it (`ExpectedBucketOwner`): a bucket of that
+/// name that belongs to someone else is refused, never written to.
 pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError> {
     use aws_sdk_s3::types::{
         BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
@@ -412,8 +415,17 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
         ServerSideEncryptionRule,
     };
     let name = bucket_name(account, &aws.region);
-    if aws.s3.head_bucket().bucket(&name).send().await.is_ok() {
-        return Ok(name);
+    match crate::deploy::preflight::fetch_bucket_answer(aws, &name, account).await? {
+        BucketAnswer::Owned => return Ok(name),
+        BucketAnswer::Forbidden => {
+            return Err(AwsError::foreign_bucket(
+                "s3:ListBucket",
+                aws.target(),
+                &name,
+                account,
+            ));
+        }
+        BucketAnswer::Missing => {}
     }
     let mut create = aws.s3.create_bucket().bucket(&name);
     if aws.region != "us-east-1" {
@@ -436,6 +448,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
     aws.s3
         .put_public_access_block()
         .bucket(&name)
+        .expected_bucket_owner(account)
         .public_access_block_configuration(
             PublicAccessBlockConfiguration::builder()
                 .block_public_acls(true)
@@ -458,6 +471,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
     aws.s3
         .put_bucket_encryption()
         .bucket(&name)
+        .expected_bucket_owner(account)
         .server_side_encryption_configuration(
             ServerSideEncryptionConfiguration::builder()
                 .rules(rule)
@@ -467,7 +481,31 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("s3:PutBucketEncryption", aws.target(), e))?;
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&name)
+        .expected_bucket_owner(account)
+        .policy(tls_only_policy(&name))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:PutBucketPolicy", aws.target(), e))?;
     Ok(name)
+}
+
+/// The artifacts bucket's policy: no request without TLS.
+pub fn tls_only_policy(bucket: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+        }]
+    })
+    .to_string()
 }
 
 /// Uploads `bytes` under `key` unless an object is already there (keys are
@@ -476,6 +514,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
 pub async fn upload_if_missing(
     aws: &Aws,
     bucket: &str,
+    owner: &str,
     key: &str,
     bytes: &[u8],
 ) -> Result<bool, AwsError> {
@@ -483,6 +522,7 @@ pub async fn upload_if_missing(
         .s3
         .head_object()
         .bucket(bucket)
+        .expected_bucket_owner(owner)
         .key(key)
         .send()
         .await
@@ -493,6 +533,7 @@ pub async fn upload_if_missing(
     aws.s3
         .put_object()
         .bucket(bucket)
+        .expected_bucket_owner(owner)
         .key(key)
         .body(bytes.to_vec().into())
         .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)

@@ -364,17 +364,18 @@ pub async fn execute_change_set(aws: &Aws, stack: &str, name: &str) -> Result<()
 }
 
 /// The template as CloudFormation takes it: inline when it fits, otherwise
-/// uploaded next to the code and passed by URL.
+/// uploaded next to the code (the artifacts bucket and the account that must
+/// own it) and passed by URL.
 pub async fn template_source(
     session: &Session,
     template: &Template,
-    bucket: Option<&str>,
+    bucket: Option<(&str, &str)>,
 ) -> Result<TemplateSource, DeployError> {
     let body = template.body();
     if template.fits_inline() {
         return Ok(TemplateSource::Body(body));
     }
-    let Some(bucket) = bucket else {
+    let Some((bucket, owner)) = bucket else {
         return Err(DeployError::Failed(format!(
             "the template is {} bytes, over the {INLINE_TEMPLATE_LIMIT}-byte inline limit, and there is no artifacts bucket to upload it to",
             body.len(),
@@ -384,7 +385,7 @@ pub async fn template_source(
         "templates/{}.json",
         crate::digest::sha256_hex(body.as_bytes())
     );
-    crate::deploy::artifacts::upload_if_missing(&session.aws, bucket, &key, body.as_bytes())
+    crate::deploy::artifacts::upload_if_missing(&session.aws, bucket, owner, &key, body.as_bytes())
         .await?;
     let url = match &session.target {
         Target::Aws => format!(

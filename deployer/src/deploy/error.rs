@@ -47,6 +47,9 @@ pub enum DeployError {
         /// Their logical ids.
         ids: Vec<String>,
     },
+    /// An account setting would make the deploy fail half-way; nothing changed.
+    #[error("{0}; nothing was changed")]
+    AccountSettings(String),
     /// The deployment (or a step of it) failed; the message says what to do.
     #[error("{0}")]
     Failed(String),
@@ -69,7 +72,7 @@ impl DeployError {
                 exit::INVALID_INPUT
             }
             Self::Emulator(e) => e.exit_code(),
-            Self::WrongAccount { .. } => exit::CREDENTIALS,
+            Self::WrongAccount { .. } | Self::AccountSettings(_) => exit::CREDENTIALS,
             Self::WouldLoseData { .. } => exit::REFUSED_DATA,
             Self::Artifact(_)
             | Self::StaticSync(_)

@@ -11,12 +11,12 @@ use crate::deploy::apply::{self, Before};
 use crate::deploy::artifacts::{self, Artifact};
 use crate::deploy::change_set::{self, ChangeSet, split_changes};
 use crate::deploy::error::DeployError;
-use crate::deploy::guard;
 use crate::deploy::prepare::Prepared;
 use crate::deploy::report::{ArtifactReport, PlanReport, Stopwatch, Timings, UpReport};
 use crate::deploy::session::Session;
 use crate::deploy::stack;
 use crate::deploy::static_sync;
+use crate::deploy::{guard, preflight};
 use crate::emulator;
 use crate::template::composition::Target;
 
@@ -39,6 +39,7 @@ pub async fn deploy(
         ..Timings::default()
     };
 
+    preflight::check_before_deploy(session).await?;
     let watch = Stopwatch::start();
     let artifact = upload_code(session, &prepared.artifact).await?;
     timings.upload = watch.millis();
@@ -52,8 +53,12 @@ pub async fn deploy(
             true
         }
     };
-    let source =
-        change_set::template_source(session, &prepared.template, Some(&artifact.bucket)).await?;
+    let source = change_set::template_source(
+        session,
+        &prepared.template,
+        Some((&artifact.bucket, &artifact.owner)),
+    )
+    .await?;
     let change_set =
         change_set::stage_change_set(session, create, source, &artifact.bucket, &artifact.key)
             .await?;
@@ -108,8 +113,14 @@ async fn upload_code(
 ) -> Result<ArtifactReport, DeployError> {
     let account = session.aws.account_id().await?;
     let bucket = artifacts::ensure_bucket(&session.aws, &account).await?;
-    let uploaded =
-        artifacts::upload_if_missing(&session.aws, &bucket, &artifact.key, &artifact.zip).await?;
+    let uploaded = artifacts::upload_if_missing(
+        &session.aws,
+        &bucket,
+        &account,
+        &artifact.key,
+        &artifact.zip,
+    )
+    .await?;
     if uploaded {
         session.printer.info(format_args!(
             "uploaded code {} ({} bytes)",
@@ -124,6 +135,7 @@ async fn upload_code(
     Ok(ArtifactReport {
         key: artifact.key.clone(),
         bucket,
+        owner: account,
         bytes: artifact.zip.len(),
         uploaded,
     })

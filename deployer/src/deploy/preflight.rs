@@ -12,6 +12,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
+use crate::deploy::error::DeployError;
+use crate::deploy::session::Session;
 
 /// The four switches of a public-access block; `None` where none is set.
 #[allow(clippy::struct_excessive_bools)] // S3's own four switches
@@ -97,6 +99,24 @@ pub fn artifacts_bucket(bucket: &str, account: &str, answer: BucketAnswer) -> Ve
         BucketAnswer::Forbidden => Verdict::Problem(format!(
             "a bucket named `{bucket}` exists but does not belong to account {account} (or denies it access); never deploy code through it: delete it if it is yours in another account, or check `--profile`"
         )),
+    }
+}
+
+/// Before anything changes: an account whose S3 Block Public Access refuses
+/// public-read ACLs would let the stack deploy and then fail every `static/`
+/// upload, so `up` stops first with the remedy. AWS only: the emulator has no
+/// S3 Control service ([`crate::emulator::has_s3_control`]).
+pub async fn check_before_deploy(session: &Session) -> Result<(), DeployError> {
+    if !crate::emulator::has_s3_control(session.aws.endpoint.as_deref()) {
+        return Ok(());
+    }
+    let account = session.aws.account_id().await?;
+    let block =
+        fetch_account_public_access(&session.aws.s3control, &account, &session.aws.target())
+            .await?;
+    match account_public_access(&account, block) {
+        Verdict::Problem(text) => Err(DeployError::AccountSettings(text)),
+        Verdict::Ok(_) | Verdict::Note(_) => Ok(()),
     }
 }
 

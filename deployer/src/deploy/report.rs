@@ -48,6 +48,9 @@ impl fmt::Display for UpReport {
 pub struct ArtifactReport {
     pub key: String,
     pub bucket: String,
+    /// The account the artifacts bucket must belong to.
+    #[serde(skip)]
+    pub owner: String,
     pub bytes: usize,
     pub uploaded: bool,
 }

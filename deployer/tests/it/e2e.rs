@@ -970,6 +970,105 @@ fn replacing_data_is_refused_with_exit_4_unless_allowed() {
     assert_eq!(replaced["outputs"]["BucketName"], "renamed-photo-bucket");
 }
 
+/// A request: method, URI and its `x-amz-expected-bucket-owner`.
+type Recorded = (String, String, Option<String>);
+
+/// Records each request the client sends.
+#[derive(Debug, Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>);
+
+impl aws_sdk_s3::config::Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "Recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        self.0.lock().unwrap().push((
+            request.method().to_owned(),
+            request.uri().to_owned(),
+            request
+                .headers()
+                .get("x-amz-expected-bucket-owner")
+                .map(str::to_owned),
+        ));
+        Ok(())
+    }
+}
+
+/// AWS does not show it on the emulator (which ignores bucket ownership), so
+/// the requests are checked: every call on the predictable artifacts bucket
+/// names the account that must own it.
+#[test]
+fn every_call_on_the_artifacts_bucket_names_its_expected_owner() {
+    use deployer::deploy::artifacts;
+    let cloud = Cloud::start();
+    let account = cloud.rt.block_on(cloud.aws.account_id()).unwrap();
+    let recorder = Recorder::default();
+    let sdk = sdk_config(&cloud);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let aws = Aws {
+        s3,
+        ..cloud.aws.clone()
+    };
+    let bucket = cloud
+        .rt
+        .block_on(artifacts::ensure_bucket(&aws, &account))
+        .unwrap();
+    for expected in [true, false] {
+        let uploaded = cloud
+            .rt
+            .block_on(artifacts::upload_if_missing(
+                &aws,
+                &bucket,
+                &account,
+                "bootstrap/test.zip",
+                b"zip",
+            ))
+            .unwrap();
+        assert_eq!(uploaded, expected);
+    }
+    // Again, now that it exists.
+    cloud
+        .rt
+        .block_on(artifacts::ensure_bucket(&aws, &account))
+        .unwrap();
+    let requests = recorder.0.lock().unwrap().clone();
+    assert!(requests.len() >= 8, "{requests:?}");
+    for (method, uri, owner) in &requests {
+        assert!(uri.contains(&bucket), "{method} {uri}");
+        let is_create = method == "PUT" && uri.trim_end_matches('/').ends_with(&bucket);
+        if is_create {
+            continue; // CreateBucket has no owner to expect
+        }
+        assert_eq!(owner.as_deref(), Some(account.as_str()), "{method} {uri}");
+    }
+    // The bucket is TLS-only.
+    let policy = cloud.rt.block_on(async {
+        cloud
+            .aws
+            .s3
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap()
+    });
+    assert!(policy.contains("aws:SecureTransport"), "{policy}");
+}
+
 #[test]
 fn a_stage_of_another_account_is_refused_before_anything_changes() {
     let cloud = Cloud::start();
