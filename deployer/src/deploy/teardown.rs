@@ -172,7 +172,11 @@ async fn stack_resources(
         .collect())
 }
 
-/// Logical ids whose `DeletionPolicy` is `Retain` in the deployed template.
+/// The deletion policies under which a resource outlives its stack.
+pub const RETAIN_POLICIES: [&str; 2] = ["Retain", "RetainExceptOnCreate"];
+
+/// Logical ids whose `DeletionPolicy` keeps them (`Retain`,
+/// `RetainExceptOnCreate`) in the deployed template.
 async fn retained_logical_ids(
     session: &Session,
     stack_id: &str,
@@ -198,7 +202,11 @@ async fn retained_logical_ids(
         .map(|resources| {
             resources
                 .iter()
-                .filter(|(_, r)| r["DeletionPolicy"] == "Retain")
+                .filter(|(_, r)| {
+                    r["DeletionPolicy"]
+                        .as_str()
+                        .is_some_and(|policy| RETAIN_POLICIES.contains(&policy))
+                })
                 .map(|(id, _)| id.clone())
                 .collect()
         })
@@ -256,30 +264,44 @@ async fn data_in(
     Ok(data)
 }
 
-/// Deletes every object of `bucket`; returns how many.
+/// Deletes every object of `bucket`, with every version and delete marker
+/// (a retained stage's bucket is versioned); returns how many objects were
+/// current.
 async fn empty_bucket(session: &Session, bucket: &str) -> Result<usize, DeployError> {
-    let mut deleted = 0;
+    let mut current = 0;
     loop {
-        let page = session.aws.s3.list_objects_v2().bucket(bucket).send().await;
+        let page = session
+            .aws
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await;
         let page = match page {
             Ok(page) => page,
             Err(e) => {
-                let err = AwsError::from_sdk("s3:ListBucket", session.aws.target(), e);
+                let err = AwsError::from_sdk("s3:ListBucketVersions", session.aws.target(), e);
                 if err.is_code("NoSuchBucket") {
-                    return Ok(deleted);
+                    return Ok(current);
                 }
                 return Err(err.into());
             }
         };
-        let keys: Vec<&str> = page
-            .contents()
-            .iter()
-            .filter_map(|o| o.key.as_deref())
-            .collect();
-        if keys.is_empty() {
-            return Ok(deleted);
+        let mut versions: Vec<(&str, Option<&str>)> = Vec::new();
+        for version in page.versions() {
+            if let Some(key) = version.key.as_deref() {
+                current += usize::from(version.is_latest.unwrap_or(true));
+                versions.push((key, version.version_id.as_deref()));
+            }
         }
-        static_sync::delete_keys(&session.aws, bucket, keys.iter().copied()).await?;
-        deleted += keys.len();
+        for marker in page.delete_markers() {
+            if let Some(key) = marker.key.as_deref() {
+                versions.push((key, marker.version_id.as_deref()));
+            }
+        }
+        if versions.is_empty() {
+            return Ok(current);
+        }
+        static_sync::delete_versions(&session.aws, bucket, &versions).await?;
     }
 }

@@ -94,6 +94,9 @@ fn regional_arn(service: &str) -> Sub {
         .lit(":")
 }
 
+/// How long a retained stage keeps overwritten or deleted photo versions.
+pub const NONCURRENT_VERSION_DAYS: u32 = 30;
+
 /// What every builder below needs to know about the stage.
 struct Ctx<'a> {
     config: &'a StageConfig,
@@ -193,6 +196,9 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
             max_age_s: config.bucket.cors_max_age.get(),
         },
         retain: config.retain_data,
+        // A retained stage keeps every photo's earlier versions for a month:
+        // an app bug that overwrites or deletes one can be undone.
+        noncurrent_versions_days: config.retain_data.then_some(NONCURRENT_VERSION_DAYS),
         tags: ctx.tags.clone(),
     };
     let bucket_h = bucket.handle();
@@ -234,6 +240,7 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
             .point_in_time_recovery
             .unwrap_or(config.retain_data),
         retain: config.retain_data,
+        deletion_protection: config.retain_data,
         tags: ctx.tags.clone(),
     };
     (bucket, bucket_policy, table)
@@ -246,6 +253,9 @@ fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient) {
         id: ids::USER_POOL,
         name: ctx.stack.clone(),
         password_min_length: 8,
+        // Photos are keyed by the user's `sub`: a bucket that outlives its
+        // pool is data nobody can reach, so the pool is retained with them.
+        retain: ctx.config.retain_data,
         tags: ctx.tags.clone(),
     };
     let client = UserPoolClient {

@@ -32,6 +32,9 @@ pub struct Bucket {
     pub name: Option<String>,
     pub cors: CorsRule,
     pub retain: bool,
+    /// Keep every version of every object; noncurrent versions expire after
+    /// this many days (`None`: no versioning).
+    pub noncurrent_versions_days: Option<u32>,
     pub tags: Tags,
 }
 
@@ -67,6 +70,8 @@ pub struct Table {
     pub write_capacity: u32,
     pub point_in_time_recovery: bool,
     pub retain: bool,
+    /// `DeletionProtectionEnabled`: DynamoDB refuses to delete the table.
+    pub deletion_protection: bool,
     pub tags: Tags,
 }
 
@@ -75,6 +80,9 @@ pub struct UserPool {
     pub id: LogicalId,
     pub name: String,
     pub password_min_length: u32,
+    /// Survives the stack (`DeletionPolicy`) and refuses deletion
+    /// (`DeletionProtection: ACTIVE`).
+    pub retain: bool,
     pub tags: Tags,
 }
 

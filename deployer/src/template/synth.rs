@@ -153,7 +153,7 @@ pub fn resource_json(resource: &Resource) -> Value {
         Resource::Bucket(r) => ("AWS::S3::Bucket", bucket(r), retention(r.retain)),
         Resource::BucketPolicy(r) => ("AWS::S3::BucketPolicy", bucket_policy(r), Vec::new()),
         Resource::Table(r) => ("AWS::DynamoDB::Table", table(r), retention(r.retain)),
-        Resource::UserPool(r) => ("AWS::Cognito::UserPool", user_pool(r), Vec::new()),
+        Resource::UserPool(r) => ("AWS::Cognito::UserPool", user_pool(r), retention(r.retain)),
         Resource::UserPoolClient(r) => (
             "AWS::Cognito::UserPoolClient",
             user_pool_client(r),
@@ -185,12 +185,20 @@ pub fn resource_json(resource: &Resource) -> Value {
 }
 
 /// `DeletionPolicy` and `UpdateReplacePolicy`: data survives `down` where asked.
+/// `DeletionPolicy` and `UpdateReplacePolicy`: data survives `down` where
+/// asked. `RetainExceptOnCreate`: a failed first create leaves nothing behind.
 fn retention(retain: bool) -> Vec<(&'static str, Value)> {
-    let policy = if retain { "Retain" } else { "Delete" };
-    vec![
-        ("DeletionPolicy", json!(policy)),
-        ("UpdateReplacePolicy", json!(policy)),
-    ]
+    if retain {
+        vec![
+            ("DeletionPolicy", json!("RetainExceptOnCreate")),
+            ("UpdateReplacePolicy", json!("Retain")),
+        ]
+    } else {
+        vec![
+            ("DeletionPolicy", json!("Delete")),
+            ("UpdateReplacePolicy", json!("Delete")),
+        ]
+    }
 }
 
 fn depends_on(ids: impl Iterator<Item = LogicalId>) -> Vec<(&'static str, Value)> {
@@ -240,17 +248,7 @@ fn bucket(b: &Bucket) -> Expr {
         ),
         (
             "LifecycleConfiguration",
-            Expr::map([(
-                "Rules",
-                Expr::list([Expr::map([
-                    ("Id", Expr::str("AbortIncompleteUploads")),
-                    ("Status", Expr::str("Enabled")),
-                    (
-                        "AbortIncompleteMultipartUpload",
-                        Expr::map([("DaysAfterInitiation", 7u32.into())]),
-                    ),
-                ])]),
-            )]),
+            Expr::map([("Rules", Expr::list(lifecycle_rules(b)))]),
         ),
         // ACLs enabled (owner-preferred) so `static/` objects can be public-read…
         (
@@ -275,7 +273,37 @@ fn bucket(b: &Bucket) -> Expr {
         ),
         ("Tags", tag_list(&b.tags)),
     ]);
+    if b.noncurrent_versions_days.is_some() {
+        props.push((
+            "VersioningConfiguration",
+            Expr::map([("Status", Expr::str("Enabled"))]),
+        ));
+    }
     Expr::map(props)
+}
+
+fn lifecycle_rules(b: &Bucket) -> Vec<Expr> {
+    let mut rules = vec![Expr::map([
+        ("Id", Expr::str("AbortIncompleteUploads")),
+        ("Status", Expr::str("Enabled")),
+        (
+            "AbortIncompleteMultipartUpload",
+            Expr::map([("DaysAfterInitiation", 7u32.into())]),
+        ),
+    ])];
+    if let Some(days) = b.noncurrent_versions_days {
+        // An overwritten or deleted photo can be brought back for this long.
+        rules.push(Expr::map([
+            ("Id", Expr::str("ExpireOldVersions")),
+            ("Status", Expr::str("Enabled")),
+            (
+                "NoncurrentVersionExpiration",
+                Expr::map([("NoncurrentDays", days.into())]),
+            ),
+            ("ExpiredObjectDeleteMarker", true.into()),
+        ]));
+    }
+    rules
 }
 
 fn statement(s: &Statement) -> Expr {
@@ -357,6 +385,7 @@ fn table(t: &Table) -> Expr {
             })),
         ),
         ("BillingMode", Expr::str("PROVISIONED")),
+        ("DeletionProtectionEnabled", t.deletion_protection.into()),
     ];
     if !t.indexes.is_empty() {
         properties.push((
@@ -406,6 +435,10 @@ fn user_pool(p: &UserPool) -> Expr {
             )]),
         ),
         ("AutoVerifiedAttributes", Expr::strings(["email"])),
+        (
+            "DeletionProtection",
+            Expr::str(if p.retain { "ACTIVE" } else { "INACTIVE" }),
+        ),
         (
             "Policies",
             Expr::map([(

@@ -160,15 +160,15 @@ fn table_capacity_and_retention_follow_the_stage_file() {
             throughput["WriteCapacityUnits"],
             json!(stage.config.table.write_capacity.get())
         );
-        let policy = if stage.config.retain_data {
-            "Retain"
+        let (deletion, replace) = if stage.config.retain_data {
+            ("RetainExceptOnCreate", "Retain")
         } else {
-            "Delete"
+            ("Delete", "Delete")
         };
         for kind in ["AWS::DynamoDB::Table", "AWS::S3::Bucket"] {
             let r = resource_of_type(t.as_json(), kind);
-            assert_eq!(r["DeletionPolicy"], policy, "{stage_name} {kind}");
-            assert_eq!(r["UpdateReplacePolicy"], policy, "{stage_name} {kind}");
+            assert_eq!(r["DeletionPolicy"], deletion, "{stage_name} {kind}");
+            assert_eq!(r["UpdateReplacePolicy"], replace, "{stage_name} {kind}");
         }
         assert_eq!(
             table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
@@ -181,14 +181,40 @@ fn table_capacity_and_retention_follow_the_stage_file() {
 fn prod_retains_data_and_dev_does_not() {
     let prod = template("prod", None);
     let dev = template("dev", None);
-    assert_eq!(
-        resource_of_type(prod.as_json(), "AWS::S3::Bucket")["DeletionPolicy"],
-        "Retain"
-    );
-    assert_eq!(
-        resource_of_type(dev.as_json(), "AWS::S3::Bucket")["DeletionPolicy"],
-        "Delete"
-    );
+    // Everything a user needs survives a retained stage's `down`: the table,
+    // the bucket and the user pool (photos are keyed by the pool's `sub`).
+    // `RetainExceptOnCreate`: a failed first create leaves nothing behind.
+    for kind in [
+        "AWS::S3::Bucket",
+        "AWS::DynamoDB::Table",
+        "AWS::Cognito::UserPool",
+    ] {
+        let retained = resource_of_type(prod.as_json(), kind);
+        assert_eq!(retained["DeletionPolicy"], "RetainExceptOnCreate", "{kind}");
+        assert_eq!(retained["UpdateReplacePolicy"], "Retain", "{kind}");
+        assert_eq!(
+            resource_of_type(dev.as_json(), kind)["DeletionPolicy"],
+            "Delete",
+            "{kind}"
+        );
+    }
+    let pool = &resource_of_type(prod.as_json(), "AWS::Cognito::UserPool")["Properties"];
+    assert_eq!(pool["DeletionProtection"], "ACTIVE");
+    let table = &resource_of_type(prod.as_json(), "AWS::DynamoDB::Table")["Properties"];
+    assert_eq!(table["DeletionProtectionEnabled"], true);
+    let bucket = &resource_of_type(prod.as_json(), "AWS::S3::Bucket")["Properties"];
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let expiry = bucket["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["Id"] == "ExpireOldVersions")
+        .unwrap();
+    assert_eq!(expiry["NoncurrentVersionExpiration"]["NoncurrentDays"], 30);
+    let dev_bucket = &resource_of_type(dev.as_json(), "AWS::S3::Bucket")["Properties"];
+    assert!(dev_bucket.get("VersioningConfiguration").is_none());
+    let dev_pool = &resource_of_type(dev.as_json(), "AWS::Cognito::UserPool")["Properties"];
+    assert_eq!(dev_pool["DeletionProtection"], "INACTIVE");
 }
 
 #[test]
