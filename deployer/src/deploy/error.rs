@@ -47,6 +47,11 @@ pub enum DeployError {
         /// Their logical ids.
         ids: Vec<String>,
     },
+    #[error(
+        "`static/` is incomplete: the pages link to {} that `static/` does not have; {step}. Nothing was deployed, so the bucket keeps its assets",
+        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+    )]
+    IncompleteStatic { missing: Vec<String>, step: String },
     /// An account setting would make the deploy fail half-way; nothing changed.
     #[error("{0}; nothing was changed")]
     AccountSettings(String),
@@ -68,9 +73,9 @@ impl DeployError {
             Self::Aws(e)
             | Self::Artifact(ArtifactError::Aws(e))
             | Self::StaticSync(AssetsError::Aws(e)) => e.exit_code(),
-            Self::Artifact(ArtifactError::Architecture { .. }) | Self::NeedsConfirmation { .. } => {
-                exit::INVALID_INPUT
-            }
+            Self::Artifact(ArtifactError::Architecture { .. })
+            | Self::NeedsConfirmation { .. }
+            | Self::IncompleteStatic { .. } => exit::INVALID_INPUT,
             Self::Emulator(e) => e.exit_code(),
             Self::WrongAccount { .. } | Self::AccountSettings(_) => exit::CREDENTIALS,
             Self::WouldLoseData { .. } => exit::REFUSED_DATA,

@@ -20,5 +20,6 @@ pub mod prepare;
 pub mod report;
 pub mod session;
 pub mod stack;
+pub mod static_files;
 pub mod static_sync;
 pub mod teardown;

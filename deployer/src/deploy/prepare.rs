@@ -8,6 +8,7 @@ use crate::deploy::artifacts::{self, Artifact};
 use crate::deploy::error::DeployError;
 use crate::deploy::report::Stopwatch;
 use crate::deploy::session::Session;
+use crate::deploy::static_files;
 use crate::template::composition::stage_template;
 use crate::template::synth::Template;
 
@@ -27,9 +28,11 @@ impl fmt::Debug for Prepared {
     }
 }
 
-/// Synthesizes the template and builds the app's `bootstrap` from the
-/// project in `project_dir`.
+/// Checks that `static/` is complete (running the front-end step if not),
+/// synthesizes the template and builds the app's `bootstrap` from the project
+/// in `project_dir`.
 pub fn prepare(session: &Session, project_dir: &Path) -> Result<Prepared, DeployError> {
+    static_files::ensure_complete(project_dir, session.printer.quiet)?;
     let template = stage_template(&session.stage, &session.target);
     let watch = Stopwatch::start();
     session
