@@ -160,6 +160,11 @@ pub async fn apply(
     progress.finish();
     if retained && stack::describe(&session.aws, &stack_id).await?.is_some() {
         guard::set_stack_policy(session, &[]).await?;
+        if create && status.is_deployed() {
+            // After the first create, a retained stage cannot be deleted by
+            // accident (a console click, a stray `delete-stack`).
+            guard::protect_from_termination(session).await?;
+        }
     }
     if !status.is_deployed() {
         let remedy = if status == StackStatus::RollbackComplete {

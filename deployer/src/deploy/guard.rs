@@ -137,6 +137,26 @@ pub async fn set_stack_policy(session: &Session, allowed: &[String]) -> Result<(
     Ok(())
 }
 
+/// Turns on termination protection: `down` and `delete-stack` refuse the stack.
+pub async fn protect_from_termination(session: &Session) -> Result<(), DeployError> {
+    session
+        .aws
+        .cfn
+        .update_termination_protection()
+        .stack_name(&session.stack)
+        .enable_termination_protection(true)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk(
+                "cloudformation:UpdateTerminationProtection",
+                session.aws.target(),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -916,6 +916,92 @@ fn a_failed_first_deploy_is_deleted_and_created_again() {
 }
 
 #[test]
+fn a_retained_stage_protects_its_data_through_each_services_api() {
+    let cloud = Cloud::start();
+    let retained = stacks_with("retain_data: false", "retain_data: true");
+    let dir = retained.path().to_str().unwrap();
+    let up = cloud.json(&["up", "--stacks-dir", dir]);
+    assert_eq!(up["status"], "CREATE_COMPLETE", "{up}");
+    let outputs = &up["outputs"];
+    let (bucket, table, pool) = (
+        outputs["BucketName"].as_str().unwrap(),
+        outputs["TableName"].as_str().unwrap(),
+        outputs["UserPoolId"].as_str().unwrap(),
+    );
+    let sdk = sdk_config(&cloud);
+    cloud.rt.block_on(async {
+        let stack = cloud
+            .aws
+            .cfn
+            .describe_stacks()
+            .stack_name("cloudalbum-local")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            stack.stacks()[0].enable_termination_protection,
+            Some(true),
+            "termination protection after the first create"
+        );
+        let policy = cloud
+            .aws
+            .cfn
+            .get_stack_policy()
+            .stack_name("cloudalbum-local")
+            .send()
+            .await
+            .unwrap()
+            .stack_policy_body
+            .unwrap_or_default();
+        assert!(policy.contains("Update:Replace"), "{policy}");
+        assert!(policy.contains("LogicalResourceId/UserPool"), "{policy}");
+        let versioning = cloud
+            .aws
+            .s3
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            versioning.status,
+            Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        );
+        let described = cloud
+            .aws
+            .ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            described.table.unwrap().deletion_protection_enabled,
+            Some(true)
+        );
+        let pool = aws_sdk_cognitoidentityprovider::Client::new(&sdk)
+            .describe_user_pool()
+            .user_pool_id(pool)
+            .send()
+            .await
+            .unwrap()
+            .user_pool
+            .unwrap();
+        assert_eq!(
+            pool.deletion_protection,
+            Some(aws_sdk_cognitoidentityprovider::types::DeletionProtectionType::Active)
+        );
+    });
+    // `down` leaves a termination-protected stage alone.
+    cloud
+        .deployer(&["down", "--stacks-dir", dir])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("termination protection"));
+    assert_eq!(cloud.stacks(), vec!["cloudalbum-local".to_owned()]);
+}
+
+#[test]
 fn replacing_data_is_refused_with_exit_4_unless_allowed() {
     let cloud = Cloud::start();
     let first = cloud.json(&["up"]);
