@@ -105,7 +105,7 @@ async function signUpAndIn(page, email, name) {
   await snap(page, `signup-${name}`);
   await page.click("main button[type=submit]");
   await page.waitForURL(/\/local\/confirm/);
-  // The emulator accepts any code (EMULATOR.md); on AWS it comes by email.
+  // The emulator accepts any code (docs/emulator.md); on AWS it comes by email.
   await page.fill("input[name=code]", "123456");
   await snap(page, `confirm-${name}`);
   await page.click("main button[type=submit]");

@@ -591,7 +591,7 @@ fn check_static_and_photo_privacy(cloud: &Cloud, bucket: &str, static_url: &str)
         );
     }
     // A photo is private: no grant to everyone (the emulator serves private
-    // objects anonymously, so the ACL is the proof, see EMULATOR.md).
+    // objects anonymously, so the ACL is the proof, see docs/emulator.md).
     let photo = "photos/test-user/0001.jpg";
     cloud
         .rt
@@ -824,7 +824,7 @@ fn run_local_until_ready<T>(
 #[test]
 fn a_failed_first_deploy_is_deleted_and_created_again() {
     let cloud = Cloud::start();
-    // The emulator rolls back `ProviderURL` (see ../shared/EMULATOR.md): a
+    // The emulator rolls back `ProviderURL` (see docs/emulator.md): a
     // stack under the stage's name whose creation fails.
     let failed_id = cloud.rt.block_on(async {
         let id = cloud
