@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::aws::{Aws, AwsError};
-use crate::deploy::preflight::BucketAnswer;
 use crate::digest::sha256_hex;
 use crate::stage::Architecture;
 
@@ -415,7 +414,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
         ServerSideEncryptionRule,
     };
     let name = bucket_name(account, &aws.region);
-    match crate::deploy::preflight::fetch_bucket_answer(aws, &name, account).await? {
+    match fetch_bucket_answer(aws, &name, account).await? {
         BucketAnswer::Owned => return Ok(name),
         BucketAnswer::Forbidden => {
             return Err(AwsError::foreign_bucket(
@@ -506,6 +505,43 @@ pub fn tls_only_policy(bucket: &str) -> String {
         }]
     })
     .to_string()
+}
+
+/// What `HeadBucket` with `ExpectedBucketOwner` said about the artifacts bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketAnswer {
+    /// 200: it exists and belongs to the expected account.
+    Owned,
+    /// 404: nobody has it yet.
+    Missing,
+    /// 403: it exists and belongs to another account (or is denied to us).
+    Forbidden,
+}
+
+/// Asks S3 whether `bucket` exists and belongs to `account`.
+pub async fn fetch_bucket_answer(
+    aws: &Aws,
+    bucket: &str,
+    account: &str,
+) -> Result<BucketAnswer, AwsError> {
+    match aws
+        .s3
+        .head_bucket()
+        .bucket(bucket)
+        .expected_bucket_owner(account)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(BucketAnswer::Owned),
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            match status {
+                Some(404) => Ok(BucketAnswer::Missing),
+                Some(403) => Ok(BucketAnswer::Forbidden),
+                _ => Err(AwsError::from_sdk("s3:ListBucket", aws.target(), e)),
+            }
+        }
+    }
 }
 
 /// Uploads `bytes` under `key` unless an object is already there (keys are

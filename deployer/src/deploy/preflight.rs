@@ -11,7 +11,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::aws::{Aws, AwsError};
+use crate::aws::AwsError;
+pub use crate::deploy::artifacts::{BucketAnswer, fetch_bucket_answer};
 use crate::deploy::error::DeployError;
 use crate::deploy::session::Session;
 
@@ -75,17 +76,6 @@ pub fn bucket_public_access(bucket: &str, block: Option<PublicAccessBlock>) -> V
     }
 }
 
-/// What `HeadBucket` with `ExpectedBucketOwner` said about the artifacts bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BucketAnswer {
-    /// 200: it exists and belongs to the expected account.
-    Owned,
-    /// 404: nobody has it yet.
-    Missing,
-    /// 403: it exists and belongs to another account (or is denied to us).
-    Forbidden,
-}
-
 /// The artifacts bucket, judged: a bucket of that name that another account
 /// owns must never receive our code.
 pub fn artifacts_bucket(bucket: &str, account: &str, answer: BucketAnswer) -> Verdict {
@@ -146,32 +136,6 @@ pub async fn fetch_account_public_access(
                 Ok(None)
             } else {
                 Err(err)
-            }
-        }
-    }
-}
-
-/// Asks S3 whether `bucket` exists and belongs to `account`.
-pub async fn fetch_bucket_answer(
-    aws: &Aws,
-    bucket: &str,
-    account: &str,
-) -> Result<BucketAnswer, AwsError> {
-    match aws
-        .s3
-        .head_bucket()
-        .bucket(bucket)
-        .expected_bucket_owner(account)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(BucketAnswer::Owned),
-        Err(e) => {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            match status {
-                Some(404) => Ok(BucketAnswer::Missing),
-                Some(403) => Ok(BucketAnswer::Forbidden),
-                _ => Err(AwsError::from_sdk("s3:ListBucket", aws.target(), e)),
             }
         }
     }
