@@ -79,6 +79,7 @@ fn start() -> World {
         thumbnail_height: 200,
         max_upload_bytes: 2 * 1024 * 1024,
         max_pixels: 40_000_000,
+        memory_mb: contract::defaults::MEMORY_MB,
     };
     let sdk = rt.block_on(sdk_config(&endpoint));
     let secret = rt.block_on(async {
