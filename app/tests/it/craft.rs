@@ -182,11 +182,11 @@ fn crc32(parts: &[&[u8]]) -> u32 {
     !crc
 }
 
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
+fn chunk(out: &mut Vec<u8>, kind: [u8; 4], body: &[u8]) {
     out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(kind);
+    out.extend_from_slice(&kind);
     out.extend_from_slice(body);
-    out.extend_from_slice(&crc32(&[kind, body]).to_be_bytes());
+    out.extend_from_slice(&crc32(&[&kind, body]).to_be_bytes());
 }
 
 /// Writes bits LSB first, as deflate does.
@@ -267,21 +267,21 @@ pub fn zero_png(
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[bit_depth, color, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, *b"IHDR", &ihdr);
     if let Some(orientation) = orientation {
-        chunk(&mut out, b"eXIf", &exif_orientation(orientation));
+        chunk(&mut out, *b"eXIf", &exif_orientation(orientation));
     }
     if data {
         let channels = if color == RGBA { 4 } else { 3 };
         let row = 1 + u64::from(width) * channels * u64::from(bit_depth / 8);
         let stream = zlib_zeros(row * u64::from(height));
         for part in stream.chunks(1 << 20) {
-            chunk(&mut out, b"IDAT", part);
+            chunk(&mut out, *b"IDAT", part);
         }
     } else {
-        chunk(&mut out, b"IDAT", &zlib_zeros(1 << 16)[..64]);
+        chunk(&mut out, *b"IDAT", &zlib_zeros(1 << 16)[..64]);
     }
-    chunk(&mut out, b"IEND", &[]);
+    chunk(&mut out, *b"IEND", &[]);
     out
 }
 

@@ -162,7 +162,7 @@ fn agree(ours: &RgbImage, reference: &Reference, tolerance: Tolerance, label: &s
         let q = reference.means.get_pixel(x, y);
         let differences: Vec<i32> = match tolerance {
             Tolerance::Seed => {
-                if p.0.iter().chain(&q.0).any(|&v| v < 8 || v > 247) {
+                if p.0.iter().chain(&q.0).any(|&v| !(8..=247).contains(&v)) {
                     continue;
                 }
                 p.0.iter()
@@ -347,9 +347,8 @@ fn check(
     summary.cases += 1;
     let start = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let header = match Header::parse(bytes) {
-            Ok(header) => header,
-            Err(_) => return None,
+        let Ok(header) = Header::parse(bytes) else {
+            return None;
         };
         if !draft::applies(&header) {
             return None;
