@@ -440,6 +440,91 @@ impl<'a> Header<'a> {
 mod tests {
     use super::*;
 
+    /// A minimal baseline header: DQT, SOF0 (`w`×`h`, grey), DHT, SOS.
+    fn header_bytes(sof: &[u8], dqt: &[u8], dht: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xFF, 0xD8];
+        for (marker, body) in [(0xDB, dqt), (0xC0, sof), (0xC4, dht)] {
+            out.extend_from_slice(&[0xFF, marker]);
+            out.extend_from_slice(&u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+            out.extend_from_slice(body);
+        }
+        out.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0x00, 0, 63, 0]);
+        out.extend_from_slice(&[0x00, 0xFF, 0xD9]);
+        out
+    }
+
+    fn sof(w: u16, h: u16) -> Vec<u8> {
+        let mut body = vec![8];
+        body.extend_from_slice(&h.to_be_bytes());
+        body.extend_from_slice(&w.to_be_bytes());
+        body.extend_from_slice(&[1, 1, 0x11, 0]);
+        body
+    }
+
+    fn dqt(value: u8) -> Vec<u8> {
+        let mut body = vec![0];
+        body.extend_from_slice(&[value; 64]);
+        body
+    }
+
+    /// DC and AC tables 0, one 1-bit code each.
+    fn dht(dc_counts_1: u8) -> Vec<u8> {
+        let mut body = vec![0x00, dc_counts_1];
+        body.extend_from_slice(&[0; 15]);
+        body.extend(0..dc_counts_1);
+        body.extend_from_slice(&[0x10, 1]);
+        body.extend_from_slice(&[0; 15]);
+        body.push(0);
+        body
+    }
+
+    #[test]
+    fn reads_a_header_once_and_checks_its_tables() {
+        let good = header_bytes(&sof(40, 30), &dqt(1), &dht(1));
+        let header = Header::parse(&good).unwrap();
+        assert_eq!((header.width, header.height, header.precision), (40, 30, 8));
+        assert_eq!(header.coding, Coding::Sequential);
+        assert_eq!(header.scan_components, [0]);
+        assert_eq!(header.samples_per_pixel_eighths(), 8);
+
+        let oversubscribed = header_bytes(&sof(40, 30), &dqt(1), &dht(3));
+        assert!(matches!(
+            Header::parse(&oversubscribed),
+            Err(JpegError::Huffman {
+                class: "DC",
+                id: 0,
+                ..
+            })
+        ));
+        let zero = header_bytes(&sof(40, 30), &dqt(0), &dht(1));
+        assert!(matches!(
+            Header::parse(&zero),
+            Err(JpegError::Quantisation { id: 0, .. })
+        ));
+        let no_height = header_bytes(&sof(40, 0), &dqt(1), &dht(1));
+        assert!(matches!(
+            Header::parse(&no_height),
+            Err(JpegError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Header::parse(&good[..good.len() - 13]),
+            Err(JpegError::Damaged(_))
+        ));
+        assert!(Header::parse(b"not a jpeg").is_err());
+    }
+
+    #[test]
+    fn walks_every_segment_past_the_scans() {
+        let data = [
+            0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 1, 0xFF, 0x00, 2, 0xFF, 0xD0, 3, // scan
+            0xFF, 0xC4, 0x00, 0x03, 9, // a table between scans
+            0xFF, 0xDA, 0x00, 0x02, 4, // the next scan
+            0xFF, 0xD9, 0xFF, 0xC0, 0x00, 0x02, // after the end: not read
+        ];
+        let markers: Vec<u8> = all_segments(&data).map(|s| s.marker).collect();
+        assert_eq!(markers, [SOS, 0xC4, SOS]);
+    }
+
     #[test]
     fn walks_segments_up_to_the_scan() {
         let data = [

@@ -578,6 +578,45 @@ mod tests {
     }
 
     #[test]
+    fn limits_come_from_the_function_memory() {
+        let limits = Limits::for_function(512, 60_000_000);
+        assert_eq!(limits.memory_bytes, 256 * 1024 * 1024);
+        // 8 bytes a pixel: 16-bit RGBA.
+        let err = limits
+            .check(7_745, 7_745, 8, 0, " for a 16-bit PNG")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "this photo is 7745 × 7745 pixels; this album accepts up to 33 megapixels for a 16-bit PNG"
+        );
+        assert!(limits.check(5_000, 5_000, 8, 0, "").is_ok());
+        // Cheap pixels are capped by the pixel limit.
+        let err = limits.check(8_000, 8_000, 1, 0, "").unwrap_err();
+        assert!(err.to_string().ends_with("up to 60 megapixels"), "{err}");
+        // A small function accepts less.
+        assert!(
+            Limits::for_function(128, 60_000_000)
+                .check(5_000, 5_000, 8, 0, "")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn pixels_are_narrowed_to_rgb() {
+        let rgba16: Vec<u8> = [0x1234u16, 0xABCD, 0xFF00, 0x0001]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        let rgb = to_rgb8(ColorType::Rgba16, rgba16, 1, 1).unwrap();
+        assert_eq!(rgb.as_raw(), &[0x12, 0xAB, 0xFF]);
+        let rgba = to_rgb8(ColorType::Rgba8, vec![1, 2, 3, 4, 5, 6, 7, 8], 2, 1).unwrap();
+        assert_eq!(rgba.as_raw(), &[1, 2, 3, 5, 6, 7]);
+        let grey = to_rgb8(ColorType::La8, vec![9, 255], 1, 1).unwrap();
+        assert_eq!(grey.as_raw(), &[9, 9, 9]);
+        assert!(to_rgb8(ColorType::Rgb8, vec![0; 5], 1, 2).is_none());
+    }
+
+    #[test]
     fn damaged_images_are_errors_not_panics() {
         let mut bytes = jpeg(64, 64);
         bytes.truncate(40);

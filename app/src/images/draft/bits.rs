@@ -212,4 +212,16 @@ mod tests {
         }
         assert_eq!(bits.position(), position);
     }
+
+    #[test]
+    fn consuming_past_the_end_is_an_overrun() {
+        let data = [0xAB, 0xCD];
+        let mut bits = Bits::at(&data, 0);
+        // Peeking past the end is allowed (lookups look ahead).
+        assert_eq!(bits.peek(24), 0xAB_CD00);
+        bits.consume(16);
+        assert!(!bits.overrun());
+        bits.skip(1).unwrap();
+        assert!(bits.overrun());
+    }
 }

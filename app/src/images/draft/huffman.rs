@@ -185,3 +185,50 @@ fn multi_entry(fast: &[(u8, u8)], window: u32) -> Multi {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(usize, u8)]) -> [u8; 16] {
+        let mut counts = [0u8; 16];
+        for &(len, n) in pairs {
+            counts[len - 1] = n;
+        }
+        counts
+    }
+
+    #[test]
+    fn complete_and_incomplete_tables_are_accepted() {
+        // Two 1-bit codes: complete.
+        assert!(Huffman::new(&counts(&[(1, 2)]), &[0, 1], false).is_ok());
+        // One 1-bit and two 2-bit codes: complete.
+        assert!(Huffman::new(&counts(&[(1, 1), (2, 2)]), &[0, 1, 2], false).is_ok());
+        // A lone code (what a flat picture's encoder may write).
+        assert!(Huffman::new(&counts(&[(1, 1)]), &[0], true).is_ok());
+        // 16-bit codes past the lookup table.
+        assert!(Huffman::new(&counts(&[(1, 1), (16, 3)]), &[0, 1, 2, 3], true).is_ok());
+    }
+
+    #[test]
+    fn oversubscribed_tables_are_refused() {
+        for (table, values) in [
+            (counts(&[(1, 3)]), vec![0, 1, 2]),
+            (counts(&[(1, 1), (2, 3)]), vec![0, 1, 2, 3]),
+            (counts(&[(2, 4), (3, 1)]), vec![0, 1, 2, 3, 4]),
+            // Past the 11-bit lookup: a full 1-bit level leaves no 16-bit code.
+            (counts(&[(1, 2), (16, 1)]), vec![0, 1, 2]),
+        ] {
+            assert_eq!(
+                Huffman::new(&table, &values, true).err(),
+                Some("more codes than its lengths allow (oversubscribed)"),
+                "{table:?}"
+            );
+        }
+        assert!(Huffman::new(&counts(&[(1, 2)]), &[0], false).is_err());
+        assert_eq!(
+            Huffman::new(&counts(&[(1, 2)]), &[0, 16], false).err(),
+            Some("a DC symbol above 15")
+        );
+    }
+}

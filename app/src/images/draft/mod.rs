@@ -16,8 +16,10 @@
 //! ([`parallel`]) → DC predictors applied and pixels placed in one plane per
 //! component → colour conversion.
 //!
-//! Anything else (progressive, arithmetic coding, 12-bit, CMYK) returns
-//! `None`, and the caller decodes it the general way.
+//! Anything else (progressive, 12-bit, CMYK) is not for this decoder
+//! ([`applies`] says so), and the caller decodes it the general way. Data that
+//! ends before the last block, an invalid code or a passed deadline is an
+//! error ([`DraftError`]).
 
 mod bits;
 mod blocks;
