@@ -72,7 +72,7 @@ impl std::fmt::Debug for Verifier {
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
 /// Unknown `kid`s trigger a fetch at most this often.
-const REFETCH_AFTER: Duration = Duration::from_secs(60);
+const REFETCH_AFTER: Duration = Duration::from_mins(1);
 
 impl Verifier {
     pub fn new(jwks_url: &str, issuer: &str, audience: &str) -> Result<Self, TokenError> {

@@ -27,8 +27,8 @@ const MAX_TAGS: usize = 20;
 const MAX_TAG: usize = 40;
 const MAX_DESCRIPTION: usize = 2000;
 const MAX_QUERY: usize = 100;
-const UPLOAD_URL_LIFETIME: Duration = Duration::from_secs(300);
-const VIEW_URL_LIFETIME: Duration = Duration::from_secs(3600);
+const UPLOAD_URL_LIFETIME: Duration = Duration::from_mins(5);
+const VIEW_URL_LIFETIME: Duration = Duration::from_hours(1);
 
 /// A photo as pages show it: the item plus presigned URLs.
 #[derive(Debug, Serialize)]

@@ -97,7 +97,6 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, api).await });
 
-    let s = &w.settings;
     let mut function = tokio::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
@@ -106,19 +105,11 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/cloudalbum-local")
-        .env("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true")
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL", s.endpoint.as_deref().unwrap())
-        .env("STAGE", "local")
-        .env("TABLE_NAME", &s.table)
-        .env("BUCKET_NAME", &s.bucket)
-        .env("USER_POOL_ID", &s.user_pool_id)
-        .env("USER_POOL_CLIENT_ID", &s.client_id)
-        .env("COGNITO_ISSUER", &s.issuer)
-        .env("COGNITO_JWKS_URL", &s.jwks_url)
-        .env("STATIC_URL", &s.static_url)
+        // The function's environment as the stage's template set it on Lambda.
+        .envs(&w.function_env)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -139,7 +130,7 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
             .unwrap()
             .push_back((format!("req-{i}"), event(name)));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while runtime.answers.lock().unwrap().len() < cases.len() {
         assert!(
             runtime.errors.lock().unwrap().is_empty(),
@@ -183,7 +174,7 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
     let body: Value = serde_json::from_str(health["body"].as_str().unwrap()).unwrap();
     assert_eq!(
         body,
-        serde_json::json!({ "status": "ok", "stage": "local" })
+        serde_json::json!({ "status": "ok", "stage": contract::defaults::LOCAL_STAGE })
     );
 
     // Links keep the API Gateway stage: /local/…
