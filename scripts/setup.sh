@@ -11,7 +11,7 @@
 #   - Chromium for the browser journey, through apt-get when /usr/bin/chromium is
 #     missing (as root; otherwise it stops with the `sudo apt-get ...` command).
 #     CHROMIUM=/path/to/chromium uses another build instead;
-#   - cfn-lint (scripts/tools.sh) into .tools/;
+#   - cfn-lint and the image corpus (scripts/tools.sh) into .tools/;
 #   - the npm packages (package-lock.json) and Leaflet into static/vendor/
 #     (scripts/vendor.sh).
 #
@@ -114,5 +114,6 @@ if [[ "$mode" == test ]]; then
         fi
     fi
     scripts/tools.sh cfn-lint
+    scripts/tools.sh corpus
 fi
 scripts/vendor.sh

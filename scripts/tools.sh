@@ -8,6 +8,10 @@ set -euo pipefail
 
 # The one place the cfn-lint version is pinned.
 CFN_LINT_VERSION=1.58.0
+# Real-world images nobody here made, for the image tests: the test images
+# that ship in Pillow's source distribution (JPEG from many cameras and
+# programs, CMYK, progressive, 16-bit PNG, WebP). Only the images are kept.
+CORPUS_PACKAGE=pillow==11.3.0
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -39,7 +43,38 @@ install_cfn_lint() {
     venv_install cfn-lint "cfn-lint==$CFN_LINT_VERSION" cfn-lint
 }
 
+# .tools/corpus/: the JPEG, PNG and WebP files of Pillow's test images.
+install_corpus() {
+    local corpus="$tools/corpus"
+    if [[ -f "$corpus/.installed" && "$(cat "$corpus/.installed")" == "$CORPUS_PACKAGE" ]]; then
+        return 0
+    fi
+    need_python
+    echo "fetching the image corpus ($CORPUS_PACKAGE source) into .tools/corpus ..." >&2
+    local download
+    download="$(mktemp -d)"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: -d "$download" "$CORPUS_PACKAGE"
+    rm -rf "$corpus"
+    mkdir -p "$corpus"
+    python3 - "$download" "$corpus" <<'PY'
+import pathlib, sys, tarfile
+download, corpus = map(pathlib.Path, sys.argv[1:])
+(archive,) = download.glob("*.tar.gz")
+with tarfile.open(archive) as tar:
+    for member in tar.getmembers():
+        path = pathlib.PurePosixPath(member.name)
+        if member.isfile() and "Tests" in path.parts and path.suffix.lower() in {".jpg", ".jpeg", ".mpo", ".png", ".webp"}:
+            name = "_".join(path.parts[path.parts.index("Tests") + 1:])
+            (corpus / name).write_bytes(tar.extractfile(member).read())
+PY
+    rm -rf "$download"
+    echo "$CORPUS_PACKAGE" > "$corpus/.installed"
+}
+
 case "${1:-all}" in
-    cfn-lint | all) install_cfn_lint ;;
-    *) echo "error: unknown tool \`$1\`; known: cfn-lint" >&2; exit 2 ;;
+    cfn-lint) install_cfn_lint ;;
+    corpus) install_corpus ;;
+    all) install_cfn_lint; install_corpus ;;
+    *) echo "error: unknown tool \`$1\`; known: cfn-lint, corpus" >&2; exit 2 ;;
 esac

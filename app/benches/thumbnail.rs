@@ -84,7 +84,7 @@ fn main() {
             Duration::from_secs_f64(String::from_utf8_lossy(&out.stdout).trim().parse().unwrap());
         // Where the time goes, for the record.
         let decode = median(&|| {
-            assert!(cloudalbum::draft::decode_eighth(&bytes).is_some());
+            assert!(cloudalbum::images::draft::decode_eighth(&bytes).is_some());
         });
         eprintln!(
             "{label}: {} KB, 1/8-scale decode {:.2} ms of {:.2} ms",
@@ -120,7 +120,7 @@ fn thumbnail_time(bytes: &[u8]) -> Duration {
             bytes,
             cloudalbum::images::Kind::Jpeg,
             exif.orientation,
-            60_000_000,
+            &cloudalbum::images::Limits::for_function(512, 60_000_000),
             300,
             200,
         )

@@ -3,6 +3,14 @@
 
 use contract::{defaults, env};
 
+use crate::images::Limits;
+
+/// The function's configured memory in MB, as Lambda tells every function.
+pub const LAMBDA_MEMORY_ENV: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+/// The function's memory in MB as the stage's template passes it (read when
+/// Lambda's own variable is absent, as in a local run).
+pub const MEMORY_ENV: &str = env::MEMORY_MB;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
@@ -39,6 +47,8 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// Decoded images above this many pixels are refused (decompression bombs).
     pub max_pixels: u64,
+    /// The function's memory in MB, which image processing budgets for.
+    pub memory_mb: u32,
 }
 
 impl Settings {
@@ -100,8 +110,14 @@ impl Settings {
                 "a size in bytes",
             )?,
             max_pixels: number(env::MAX_PIXELS, 60_000_000, "a pixel count")?,
+            memory_mb: memory_mb(&get)?,
             region,
         })
+    }
+
+    /// What processing one uploaded image may use.
+    pub fn image_limits(&self) -> Limits {
+        Limits::for_function(self.memory_mb, self.max_pixels)
     }
 
     /// The origin of the bucket's URLs (photos, presigned uploads), for CSP.
@@ -116,6 +132,25 @@ impl Settings {
     pub fn static_origin(&self) -> String {
         origin_of(&self.static_url).unwrap_or_else(|| "'self'".to_owned())
     }
+}
+
+/// The function's memory: Lambda's own variable, else the template's, else
+/// the local default.
+fn memory_mb(get: &impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
+    for name in [LAMBDA_MEMORY_ENV, MEMORY_ENV] {
+        if let Some(value) = get(name) {
+            return value
+                .parse::<u32>()
+                .ok()
+                .filter(|mb| (128..=10_240).contains(mb))
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    what: "a memory size in MB (128..=10240)",
+                    value,
+                });
+        }
+    }
+    Ok(defaults::MEMORY_MB)
 }
 
 /// `scheme://host[:port]` of an absolute URL.
@@ -154,6 +189,7 @@ mod tests {
             "https://cognito-idp.ap-southeast-1.amazonaws.com/pool"
         );
         assert_eq!(settings.static_url, "/static/");
+        assert_eq!(settings.memory_mb, defaults::MEMORY_MB);
         let missing =
             Settings::from_lookup(|name| (name != env::TABLE_NAME).then(|| lookup(name)).flatten());
         assert!(matches!(missing, Err(ConfigError::Missing(name)) if name == env::TABLE_NAME));
@@ -165,6 +201,32 @@ mod tests {
             }
         });
         assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn memory_comes_from_lambda_then_the_template() {
+        let base = [
+            ("AWS_REGION", "ap-southeast-1"),
+            (env::USER_POOL_ID, "pool"),
+            (env::TABLE_NAME, "table"),
+            (env::BUCKET_NAME, "bucket"),
+            (env::USER_POOL_CLIENT_ID, "client"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let vars: Vec<_> = base.iter().chain(extra).copied().collect();
+            Settings::from_lookup(move |name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert_eq!(with(&[(MEMORY_ENV, "1024")]).unwrap().memory_mb, 1024);
+        let both = with(&[(MEMORY_ENV, "1024"), (LAMBDA_MEMORY_ENV, "256")]).unwrap();
+        assert_eq!(both.memory_mb, 256);
+        assert_eq!(both.image_limits().memory_bytes, 128 * 1024 * 1024);
+        let bad = with(&[(MEMORY_ENV, "lots")]).unwrap_err();
+        assert!(bad.to_string().contains("MEMORY_MB"), "{bad}");
+        assert!(with(&[(LAMBDA_MEMORY_ENV, "64")]).is_err());
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     TooLarge(String),
+    /// Well-formed request, content that cannot be used (a damaged image).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Logged in full; the browser sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -27,6 +30,7 @@ impl AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,6 +50,19 @@ impl AppError {
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
         Self::Internal(err.to_string())
+    }
+}
+
+/// An image over the limits is too large (413); one that cannot be read is
+/// unprocessable (422); a thumbnail that cannot be written is our fault.
+impl From<crate::images::ImageError> for AppError {
+    fn from(err: crate::images::ImageError) -> Self {
+        use crate::images::ImageError;
+        match err {
+            ImageError::TooManyPixels { .. } => Self::TooLarge(err.to_string()),
+            ImageError::Encode(_) => Self::internal(err),
+            other => Self::Unprocessable(other.to_string()),
+        }
     }
 }
 

@@ -6,14 +6,11 @@
 
 pub mod auth;
 pub mod config;
-pub mod draft;
 pub mod error;
 pub mod geo;
 pub mod html;
 pub mod images;
-pub mod jpeg;
 pub mod pages;
-pub mod shrink;
 pub mod state;
 pub mod store;
 

@@ -322,21 +322,17 @@ async fn store_photo(
     }
     let (bytes, size, kind) = fetch_checked(state, original, &form.ext).await?;
     let exif = images::read_exif(&bytes);
-    let (orientation, box_w, box_h, max_pixels) = (
+    let (orientation, box_w, box_h, limits) = (
         exif.orientation,
         s.thumbnail_width,
         s.thumbnail_height,
-        s.max_pixels,
+        s.image_limits(),
     );
     let processed = tokio::task::spawn_blocking(move || {
-        images::process(&bytes, kind, orientation, max_pixels, box_w, box_h)
+        images::process(&bytes, kind, orientation, &limits, box_w, box_h)
     })
     .await
-    .map_err(AppError::internal)?
-    .map_err(|e| match e {
-        images::ImageError::Encode(_) => AppError::internal(e),
-        other => AppError::BadRequest(other.to_string()),
-    })?;
+    .map_err(AppError::internal)??;
     state
         .s3
         .put_object()

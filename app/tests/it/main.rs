@@ -5,6 +5,10 @@
 // A journey reads best as one function, step after step.
 #![allow(clippy::too_many_lines)]
 
+mod craft;
+mod fuzz;
+mod images;
 mod lambda;
+mod memory;
 mod pages;
 mod support;

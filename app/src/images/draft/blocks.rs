@@ -58,6 +58,14 @@ impl Blocks {
                 .push(reduced.ac_sums(bits, slot.ac, slot.quant)?),
             None => skip_ac(bits, slot.ac)?,
         }
+        if bits.overrun() {
+            // Decoded in part from zeros past the end: not the file's block.
+            self.diffs.pop();
+            if slot.reduced.is_some() {
+                self.ac_sums.pop();
+            }
+            return None;
+        }
         Some(())
     }
 }

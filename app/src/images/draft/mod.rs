@@ -11,186 +11,103 @@
 //!   coefficients, as libjpeg's reduced IDCT does, so colour edges stay where
 //!   they are.
 //!
-//! The pipeline: header segments ([`Frame`]) → stuffing removed
+//! The pipeline: the header read once ([`Header`]) → stuffing removed
 //! ([`bits::Scan`]) → blocks entropy-decoded, on two cores when there are two
 //! ([`parallel`]) → DC predictors applied and pixels placed in one plane per
 //! component → colour conversion.
 //!
-//! Anything else (progressive, arithmetic coding, 12-bit, CMYK) returns
-//! `None`, and the caller decodes it the general way.
+//! Anything else (progressive, 12-bit, CMYK) is not for this decoder
+//! ([`applies`] says so), and the caller decodes it the general way. Data that
+//! ends before the last block, an invalid code or a passed deadline is an
+//! error ([`DraftError`]).
 
 mod bits;
 mod blocks;
-mod huffman;
+pub(crate) mod huffman;
 mod parallel;
+
+use std::time::Instant;
 
 use image::RgbImage;
 
+use super::jpeg::{Coding, Component, Header};
 use bits::Scan;
 use blocks::{Reduced, Slot};
-use huffman::Huffman;
 use parallel::{Parallelism, Split};
+
+/// Why a file this decoder applies to could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DraftError {
+    #[error("its image data is damaged or ends early")]
+    Damaged,
+    #[error("it took longer to read than the album allows for one photo")]
+    OutOfTime,
+}
+
+/// Whether the 1/8-scale decoder reads this frame: baseline (or extended
+/// sequential) Huffman, 8-bit, grey or YCbCr, one interleaved scan, sampling
+/// factors of 1 or 2.
+pub fn applies(header: &Header<'_>) -> bool {
+    let count = header.components.len();
+    header.coding == Coding::Sequential
+        && header.precision == 8
+        && (count == 1 || count == 3)
+        && !(count == 3 && header.adobe_transform == Some(0))
+        && header.scan_components.len() == count
+        && header
+            .components
+            .iter()
+            .all(|c| (1..=2).contains(&c.h) && (1..=2).contains(&c.v))
+}
+
+/// The bytes the 1/8-scale decode of `header` holds at its peak, besides the
+/// file itself: per block its DC difference (twice, with two threads), per
+/// subsampled block its AC sums, the planes, the image, and one copy of the
+/// entropy-coded data.
+pub fn peak_bytes(header: &Header<'_>) -> u64 {
+    let out = (header.width.div_ceil(8) as u64 + 2) * (header.height.div_ceil(8) as u64 + 2);
+    // Per output pixel: 4:2:0 colour has 1.5 blocks, 4:4:4 has 3 (2 bytes
+    // each, 3 with a second thread), 2:1 chroma has 16 bytes of AC sums per
+    // block, planes 1 byte per component, the image 3, its turned copy 3.
+    out * (3 * 3 + 16 + 3 + 3 + 3) + header.scan.len() as u64
+}
 
 /// A baseline JPEG's 1/8-scale image, or `None` if this decoder does not apply.
 pub fn decode_eighth(data: &[u8]) -> Option<RgbImage> {
-    let frame = Frame::parse(data)?;
-    let (image, _) = frame.decode(Parallelism::of_this_machine())?;
-    Some(image)
+    let header = Header::parse(data).ok()?;
+    if !applies(&header) {
+        return None;
+    }
+    decode(&header, far_future()).ok()
 }
 
-#[derive(Clone, Copy, Default)]
-struct Component {
-    id: u8,
-    h: usize,
-    v: usize,
-    quant: usize,
-    dc_table: usize,
-    ac_table: usize,
+/// The 1/8-scale image of a frame [`applies`] accepts, decoded before
+/// `deadline`.
+pub fn decode(header: &Header<'_>, deadline: Instant) -> Result<RgbImage, DraftError> {
+    let (image, _) = header.decode(Parallelism::of_this_machine(), deadline)?;
+    Ok(image)
 }
 
-struct Frame<'a> {
-    width: usize,
-    height: usize,
-    components: Vec<Component>,
-    /// Quantization tables in zigzag order.
-    quant: [[u16; 64]; 4],
-    dc_tables: [Option<Huffman>; 4],
-    ac_tables: [Option<Huffman>; 4],
-    restart_interval: usize,
-    scan: &'a [u8],
-    adobe_transform: Option<u8>,
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_hours(1)
 }
 
-fn be16(data: &[u8], at: usize) -> Option<usize> {
-    Some(usize::from(u16::from_be_bytes([
-        *data.get(at)?,
-        *data.get(at + 1)?,
-    ])))
-}
-
-impl<'a> Frame<'a> {
-    fn parse(data: &'a [u8]) -> Option<Self> {
-        let mut frame = Frame {
-            width: 0,
-            height: 0,
-            components: Vec::new(),
-            quant: [[0; 64]; 4],
-            dc_tables: [None, None, None, None],
-            ac_tables: [None, None, None, None],
-            restart_interval: 0,
-            scan: &[],
-            adobe_transform: None,
-        };
-        for segment in crate::jpeg::segments(data) {
-            let body = segment.body;
-            match segment.marker {
-                // Baseline and extended sequential Huffman, 8-bit.
-                0xC0 | 0xC1 => frame.read_frame_header(body)?,
-                // Progressive, lossless, arithmetic: not for this decoder.
-                0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
-                0xC4 => frame.read_huffman_tables(body)?,
-                0xDB => frame.read_quant_tables(body)?,
-                0xDD => frame.restart_interval = be16(body, 0)?,
-                // Adobe APP14: its transform flag tells RGB from YCbCr.
-                0xEE if body.starts_with(b"Adobe") => frame.adobe_transform = body.get(11).copied(),
-                crate::jpeg::SOS => {
-                    frame.read_scan_header(body)?;
-                    frame.scan = segment.rest;
-                    return Some(frame);
-                }
-                _ => {}
-            }
-        }
-        None
+impl Header<'_> {
+    fn decode(
+        &self,
+        parallelism: Parallelism,
+        deadline: Instant,
+    ) -> Result<(RgbImage, Split), DraftError> {
+        self.decode_inner(parallelism, deadline)
+            .ok_or(DraftError::Damaged)?
     }
 
-    fn read_frame_header(&mut self, body: &[u8]) -> Option<()> {
-        if *body.first()? != 8 {
-            return None;
-        }
-        self.height = be16(body, 1)?;
-        self.width = be16(body, 3)?;
-        let count = usize::from(*body.get(5)?);
-        if !(count == 1 || count == 3) || self.width == 0 || self.height == 0 {
-            return None;
-        }
-        for i in 0..count {
-            let c = body.get(6 + 3 * i..9 + 3 * i)?;
-            let (h, v) = (usize::from(c[1] >> 4), usize::from(c[1] & 15));
-            if !(1..=2).contains(&h) || !(1..=2).contains(&v) || c[2] > 3 {
-                return None;
-            }
-            self.components.push(Component {
-                id: c[0],
-                h,
-                v,
-                quant: usize::from(c[2]),
-                ..Component::default()
-            });
-        }
-        Some(())
-    }
-
-    fn read_huffman_tables(&mut self, body: &[u8]) -> Option<()> {
-        let mut at = 0;
-        while at < body.len() {
-            let class = body[at] >> 4;
-            let id = usize::from(body[at] & 15);
-            let counts: [u8; 16] = body.get(at + 1..at + 17)?.try_into().ok()?;
-            let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
-            let values = body.get(at + 17..at + 17 + total)?;
-            let table = Huffman::new(&counts, values, class == 1)?;
-            match (class, id) {
-                (0, 0..=3) => self.dc_tables[id] = Some(table),
-                (1, 0..=3) => self.ac_tables[id] = Some(table),
-                _ => return None,
-            }
-            at += 17 + total;
-        }
-        Some(())
-    }
-
-    fn read_quant_tables(&mut self, body: &[u8]) -> Option<()> {
-        let mut at = 0;
-        while at < body.len() {
-            let precision = body[at] >> 4;
-            let id = usize::from(body[at] & 15);
-            let table = self.quant.get_mut(id)?;
-            for (k, q) in table.iter_mut().enumerate() {
-                *q = if precision == 0 {
-                    u16::from(*body.get(at + 1 + k)?)
-                } else {
-                    u16::try_from(be16(body, at + 1 + 2 * k)?).ok()?
-                };
-            }
-            at += 1 + if precision == 0 { 64 } else { 128 };
-        }
-        Some(())
-    }
-
-    fn read_scan_header(&mut self, body: &[u8]) -> Option<()> {
-        let count = usize::from(*body.first()?);
-        if count != self.components.len() {
-            // Non-interleaved multi-scan files: not for this decoder.
-            return None;
-        }
-        for i in 0..count {
-            let id = *body.get(1 + 2 * i)?;
-            let tables = *body.get(2 + 2 * i)?;
-            let c = self.components.iter_mut().find(|c| c.id == id)?;
-            c.dc_table = usize::from(tables >> 4);
-            c.ac_table = usize::from(tables & 15);
-            if c.dc_table > 3 || c.ac_table > 3 {
-                return None;
-            }
-        }
-        Some(())
-    }
-
-    fn decode(&self, parallelism: Parallelism) -> Option<(RgbImage, Split)> {
-        if self.components.is_empty()
-            || self.adobe_transform == Some(0) && self.components.len() == 3
-        {
+    fn decode_inner(
+        &self,
+        parallelism: Parallelism,
+        deadline: Instant,
+    ) -> Option<Result<(RgbImage, Split), DraftError>> {
+        if !applies(self) {
             return None;
         }
         // An MCU is `mcu_w` × `mcu_h` blocks of the fullest component; the
@@ -204,8 +121,18 @@ impl<'a> Frame<'a> {
         let slots = self.slots(mcu_w, mcu_h)?;
         let total = mcus_x.checked_mul(mcus_y)?.checked_mul(slots.len())?;
         let scan = Scan::destuff(self.scan);
-        let (blocks, split) =
-            parallel::decode_blocks(&slots, &scan, total, self.restart_interval, parallelism)?;
+        let (blocks, split) = match parallel::decode_blocks(
+            &slots,
+            &scan,
+            total,
+            self.restart_interval,
+            parallelism,
+            deadline,
+        ) {
+            Ok(decoded) => decoded,
+            Err(parallel::Failed::Damaged) => return None,
+            Err(parallel::Failed::OutOfTime) => return Some(Err(DraftError::OutOfTime)),
+        };
 
         // Every plane is at output resolution: a subsampled component's
         // block gives 2 (or 2×2) pixels, as libjpeg's scaled IDCT does.
@@ -271,7 +198,7 @@ impl<'a> Frame<'a> {
                 _ => return None,
             }
         }
-        Some((out, split))
+        Some(Ok((out, split)))
     }
 
     /// A component's blocks per MCU across and down. A single component's
@@ -296,9 +223,9 @@ impl<'a> Frame<'a> {
                         component,
                         x,
                         y,
-                        dc: self.dc_tables[c.dc_table].as_ref()?,
-                        ac: self.ac_tables[c.ac_table].as_ref()?,
-                        quant: &self.quant[c.quant],
+                        dc: self.dc_tables.get(c.dc_table)?.as_ref()?,
+                        ac: self.ac_tables.get(c.ac_table)?.as_ref()?,
+                        quant: self.quant.get(c.quant)?,
                         reduced: reduced.clone(),
                     });
                 }
@@ -414,7 +341,7 @@ mod tests {
     /// each chroma block gives 2×2 pixels, so colour edges stay sharp.
     #[test]
     fn subsampled_chroma_from_pillow() {
-        let bytes = include_bytes!("../../../tests/browser/fixtures/seoul.jpg");
+        let bytes = include_bytes!("../../../../tests/browser/fixtures/seoul.jpg");
         let (worst, mean) = block_mean_differences(bytes);
         assert!(
             worst <= 12 && mean <= 1.0,
@@ -428,12 +355,12 @@ mod tests {
     /// chroma to one pixel a block and then upsamples.)
     #[test]
     fn horizontally_subsampled_chroma_from_pillow() {
-        let bytes = include_bytes!("../../tests/fixtures/subsampled-422.jpg");
-        let frame = Frame::parse(bytes).unwrap();
+        let bytes = include_bytes!("../../../tests/fixtures/subsampled-422.jpg");
+        let frame = Header::parse(bytes).unwrap();
         let factors: Vec<_> = frame.components.iter().map(|c| (c.h, c.v)).collect();
         assert_eq!(factors, [(2, 1), (1, 1), (1, 1)]);
-        let (one, _) = frame.decode(ONE_CORE).unwrap();
-        let (two, split) = frame.decode(TWO_CORES).unwrap();
+        let (one, _) = frame.decode(ONE_CORE, far_future()).unwrap();
+        let (two, split) = frame.decode(TWO_CORES, far_future()).unwrap();
         assert!(one == two && matches!(split, Split::Met(_)), "{split:?}");
         // A 12×8 image, mostly edges: the mean is looser than for larger ones.
         let (worst, mean) = block_mean_differences(bytes);
@@ -474,12 +401,12 @@ mod tests {
     /// blocks are really used, and the first meets them near the middle.
     #[test]
     fn two_cores_decode_what_one_does() {
-        let subsampled = include_bytes!("../../../tests/browser/fixtures/seoul.jpg");
+        let subsampled = include_bytes!("../../../../tests/browser/fixtures/seoul.jpg");
         for bytes in [noisy(1024, 768, 90), subsampled.to_vec()] {
-            let frame = Frame::parse(&bytes).unwrap();
-            let (one, split) = frame.decode(ONE_CORE).unwrap();
+            let frame = Header::parse(&bytes).unwrap();
+            let (one, split) = frame.decode(ONE_CORE, far_future()).unwrap();
             assert_eq!(split, Split::OneCore);
-            let (two, split) = frame.decode(TWO_CORES).unwrap();
+            let (two, split) = frame.decode(TWO_CORES, far_future()).unwrap();
             assert!(one == two, "the two-thread image differs");
             let Split::Met(block) = split else {
                 panic!("the threads never met: {split:?}");
@@ -499,20 +426,25 @@ mod tests {
             bytes[at] = bytes[at].wrapping_add(1) | 1;
         }
         bytes.truncate(len * 7 / 8);
-        let frame = Frame::parse(&bytes).unwrap();
-        let one = frame.decode(ONE_CORE).map(|(image, _)| image);
-        let two = frame.decode(TWO_CORES).map(|(image, _)| image);
+        let frame = Header::parse(&bytes).unwrap();
+        let one = frame.decode(ONE_CORE, far_future()).map(|(image, _)| image);
+        let two = frame
+            .decode(TWO_CORES, far_future())
+            .map(|(image, _)| image);
         assert!(one == two, "one and two threads disagree on damaged data");
     }
 
     /// A restart marker after every MCU (Pillow's `restart_marker_blocks=1`).
     #[test]
     fn restart_markers() {
-        let bytes = include_bytes!("../../tests/fixtures/restarts.jpg");
-        let frame = Frame::parse(bytes).unwrap();
+        let bytes = include_bytes!("../../../tests/fixtures/restarts.jpg");
+        let frame = Header::parse(bytes).unwrap();
         assert_eq!(frame.restart_interval, 1);
         // Such files are decoded on one core.
-        assert_eq!(frame.decode(TWO_CORES).unwrap().1, Split::OneCore);
+        assert_eq!(
+            frame.decode(TWO_CORES, far_future()).unwrap().1,
+            Split::OneCore
+        );
         // A 12×8 image, mostly edges: the mean is looser than for larger ones.
         let (worst, mean) = block_mean_differences(bytes);
         assert!(
@@ -521,9 +453,9 @@ mod tests {
         );
         // A file that claims an interval its markers do not follow is refused.
         let bytes = noisy(64, 64, 90);
-        let mut frame = Frame::parse(&bytes).unwrap();
+        let mut frame = Header::parse(&bytes).unwrap();
         frame.restart_interval = 2;
-        assert!(frame.decode(ONE_CORE).is_none());
+        assert!(frame.decode(ONE_CORE, far_future()).is_err());
     }
 
     /// Uploads are untrusted: damaged files decode to something or to
@@ -532,8 +464,8 @@ mod tests {
     fn mutated_files_never_panic() {
         let originals = [
             noisy(160, 120, 90),
-            include_bytes!("../../../tests/browser/fixtures/seoul.jpg").to_vec(),
-            include_bytes!("../../tests/fixtures/restarts.jpg").to_vec(),
+            include_bytes!("../../../../tests/browser/fixtures/seoul.jpg").to_vec(),
+            include_bytes!("../../../tests/fixtures/restarts.jpg").to_vec(),
         ];
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
@@ -552,9 +484,9 @@ mod tests {
                 if round % 5 == 0 {
                     bytes.truncate(next() % bytes.len());
                 }
-                if let Some(frame) = Frame::parse(&bytes) {
-                    let _ = frame.decode(ONE_CORE);
-                    let _ = frame.decode(TWO_CORES);
+                if let Ok(frame) = Header::parse(&bytes) {
+                    let _ = frame.decode(ONE_CORE, far_future());
+                    let _ = frame.decode(TWO_CORES, far_future());
                 }
             }
         }

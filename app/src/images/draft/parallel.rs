@@ -19,6 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Instant;
 
 use super::bits::{Bits, Scan};
 use super::blocks::{Blocks, Slot};
@@ -57,66 +58,97 @@ pub(super) enum Split {
     Alone,
 }
 
-/// Decodes `total` blocks of the scan, with MCUs of `slots`.
+/// Why blocks could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failed {
+    /// An invalid code, or data that ends before the last block.
+    Damaged,
+    /// The deadline passed.
+    OutOfTime,
+}
+
+/// How many blocks are decoded between two looks at the clock.
+const CLOCK_EVERY: usize = 4_096;
+
+/// Decodes `total` blocks of the scan, with MCUs of `slots`, before `deadline`.
 pub(super) fn decode_blocks(
     slots: &[Slot<'_>],
     scan: &Scan,
     total: usize,
     restart_interval: usize,
     parallelism: Parallelism,
-) -> Option<(Blocks, Split)> {
-    let mut blocks = Blocks::with_capacity(total);
-    let mut bits = Bits::at(&scan.data, 0);
+    deadline: Instant,
+) -> Result<(Blocks, Split), Failed> {
     let run = Run {
         slots,
         scan,
         total,
         restart_interval,
+        deadline,
+        out_of_time: AtomicBool::new(false),
     };
-    // With restart markers the decoder would need to know which MCU a marker
-    // starts; such files are decoded on one core.
-    if parallelism.cores < 2 || restart_interval > 0 || scan.data.len() < parallelism.min_bytes {
-        run.sequential(&mut bits, &mut blocks, 0, None)?;
-        return Some((blocks, Split::OneCore));
+    let decoded = run.decode(parallelism);
+    match decoded {
+        Some(done) => Ok(done),
+        None if run.out_of_time.load(Ordering::Relaxed) => Err(Failed::OutOfTime),
+        None => Err(Failed::Damaged),
     }
-    let middle = scan.data.len() / 2;
-    let abandon = AtomicBool::new(false);
-    let (send, receive) = sync_channel(1);
-    std::thread::scope(|scope| {
-        let (run, abandon) = (&run, &abandon);
-        // The sender moves into the second thread, so that the first one's
-        // `recv` returns when the second ends without sending.
-        let second = scope.spawn(move || run.speculative(middle, &send, abandon));
-        let mut watch = Watch {
-            from: middle * 8,
-            receive,
-            starts: None,
-            cursor: 0,
-            done: false,
-        };
-        let ended = run.sequential(&mut bits, &mut blocks, 0, Some(&mut watch));
-        let Some(Ended::Met { block, start }) = ended else {
-            // Finished alone (or failed): the second thread's work is not needed.
-            abandon.store(true, Ordering::Relaxed);
-            return ended.map(|_| (blocks, Split::Alone));
-        };
-        let needed = total - block;
-        match second.join().ok().flatten() {
-            Some(part) if part.diffs.len() >= start.block + needed => {
-                blocks
-                    .diffs
-                    .extend_from_slice(&part.diffs[start.block..start.block + needed]);
-                blocks
-                    .ac_sums
-                    .extend_from_slice(part.ac_sums.get(start.ac_sums..)?);
-                Some((blocks, Split::Met(block)))
-            }
-            _ => {
-                run.sequential(&mut bits, &mut blocks, block, None)?;
-                Some((blocks, Split::Alone))
-            }
+}
+
+impl Run<'_, '_> {
+    fn decode(&self, parallelism: Parallelism) -> Option<(Blocks, Split)> {
+        let (scan, total, restart_interval) = (self.scan, self.total, self.restart_interval);
+        // Every block takes at least one bit, so no more blocks than bits can be
+        // decoded: a header's claim is not trusted with the allocation.
+        let mut blocks = Blocks::with_capacity(total.min(scan.data.len().saturating_mul(8)));
+        let mut bits = Bits::at(&scan.data, 0);
+        let run = self;
+        // With restart markers the decoder would need to know which MCU a marker
+        // starts; such files are decoded on one core.
+        if parallelism.cores < 2 || restart_interval > 0 || scan.data.len() < parallelism.min_bytes
+        {
+            run.sequential(&mut bits, &mut blocks, 0, None)?;
+            return Some((blocks, Split::OneCore));
         }
-    })
+        let middle = scan.data.len() / 2;
+        let abandon = AtomicBool::new(false);
+        let (send, receive) = sync_channel(1);
+        std::thread::scope(|scope| {
+            let abandon = &abandon;
+            // The sender moves into the second thread, so that the first one's
+            // `recv` returns when the second ends without sending.
+            let second = scope.spawn(move || run.speculative(middle, &send, abandon));
+            let mut watch = Watch {
+                from: middle * 8,
+                receive,
+                starts: None,
+                cursor: 0,
+                done: false,
+            };
+            let ended = run.sequential(&mut bits, &mut blocks, 0, Some(&mut watch));
+            let Some(Ended::Met { block, start }) = ended else {
+                // Finished alone (or failed): the second thread's work is not needed.
+                abandon.store(true, Ordering::Relaxed);
+                return ended.map(|_| (blocks, Split::Alone));
+            };
+            let needed = total - block;
+            match second.join().ok().flatten() {
+                Some(part) if part.diffs.len() >= start.block + needed => {
+                    blocks
+                        .diffs
+                        .extend_from_slice(&part.diffs[start.block..start.block + needed]);
+                    blocks
+                        .ac_sums
+                        .extend_from_slice(part.ac_sums.get(start.ac_sums..)?);
+                    Some((blocks, Split::Met(block)))
+                }
+                _ => {
+                    run.sequential(&mut bits, &mut blocks, block, None)?;
+                    Some((blocks, Split::Alone))
+                }
+            }
+        })
+    }
 }
 
 /// Where a block of the second thread starts.
@@ -187,9 +219,21 @@ struct Run<'r, 'a> {
     scan: &'r Scan,
     total: usize,
     restart_interval: usize,
+    deadline: Instant,
+    /// Set when a thread stopped because the deadline passed.
+    out_of_time: AtomicBool,
 }
 
 impl Run<'_, '_> {
+    /// Whether the deadline has passed (and so says for the caller).
+    fn late(&self) -> bool {
+        let late = Instant::now() > self.deadline;
+        if late {
+            self.out_of_time.store(true, Ordering::Relaxed);
+        }
+        late
+    }
+
     /// Decodes blocks `from..total`, stopping early where `watch` finds that
     /// the second thread has decoded the rest.
     fn sequential(
@@ -214,6 +258,9 @@ impl Run<'_, '_> {
                 && let Some(start) = watch.meet(bits.position(), slot)
             {
                 return Some(Ended::Met { block, start });
+            }
+            if block.is_multiple_of(CLOCK_EVERY) && self.late() {
+                return None;
             }
             blocks.decode(bits, &self.slots[slot])?;
             slot += 1;
@@ -255,11 +302,16 @@ impl Run<'_, '_> {
                         handed_over = true;
                     }
                 }
-                if abandon.load(Ordering::Relaxed) {
+                if abandon.load(Ordering::Relaxed)
+                    || blocks.diffs.len().is_multiple_of(CLOCK_EVERY) && self.late()
+                {
                     return None;
                 }
                 if blocks.decode(&mut bits, &self.slots[slot]).is_none() {
-                    failed = true;
+                    // Running out of data is the end of this thread's part
+                    // (its last blocks may be the padding); an invalid code
+                    // is a failure.
+                    failed = !bits.overrun();
                     break;
                 }
                 slot += 1;

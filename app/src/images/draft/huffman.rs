@@ -3,7 +3,7 @@
 
 /// A Huffman table with lookups that decode a code together with its extra
 /// bits: one symbol and its value, or several AC coefficients to skip.
-pub(super) struct Huffman {
+pub(crate) struct Huffman {
     /// (symbol, code length) for codes of at most `LOOKAHEAD` bits; length 0 = slow path.
     pub(super) fast: Vec<(u8, u8)>,
     /// For AC use, indexed by the next `MULTI_BITS` bits: as many whole AC
@@ -56,22 +56,41 @@ impl Multi {
 
 impl Huffman {
     /// `ac` builds the table for AC coefficients, else for DC differences.
-    pub(super) fn new(counts: &[u8; 16], values: &[u8], ac: bool) -> Option<Self> {
+    /// A table whose counts ask for more codes of a length than the codes
+    /// left over from shorter lengths allow (an oversubscribed table) is
+    /// refused, as is a DC table whose symbols are not bit counts.
+    pub(crate) fn new(counts: &[u8; 16], values: &[u8], ac: bool) -> Result<Self, &'static str> {
         let mut max_code = [-1i32; 18];
         let mut val_offset = [0i32; 18];
         let mut fast = vec![(0u8, 0u8); 1 << LOOKAHEAD];
         let mut code: i32 = 0;
         let mut k: usize = 0;
+        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        if values.len() < total {
+            return Err("it has fewer symbols than codes");
+        }
+        if !ac && values[..total].iter().any(|&v| v > 15) {
+            return Err("a DC symbol above 15");
+        }
         for len in 1..=16usize {
-            let count = usize::from(counts[len - 1]);
-            val_offset[len] = i32::try_from(k).ok()? - code;
+            let count = i32::from(counts[len - 1]);
+            // Codes of this length are `code..code + count`; all must fit in
+            // `len` bits.
+            if code + count > (1 << len) {
+                return Err("more codes than its lengths allow (oversubscribed)");
+            }
+            val_offset[len] = i32::try_from(k).map_err(|_| "too many codes")? - code;
             for _ in 0..count {
-                let symbol = *values.get(k)?;
+                let symbol = values[k];
                 if len <= LOOKAHEAD as usize {
                     let shift = LOOKAHEAD as usize - len;
-                    let first = usize::try_from(code).ok()? << shift;
-                    for slot in &mut fast[first..first + (1 << shift)] {
-                        *slot = (symbol, u8::try_from(len).ok()?);
+                    let first = usize::try_from(code).map_err(|_| "a negative code")? << shift;
+                    let len = u8::try_from(len).map_err(|_| "a code longer than 16 bits")?;
+                    for slot in fast
+                        .get_mut(first..first + (1 << shift))
+                        .ok_or("more codes than its lengths allow (oversubscribed)")?
+                    {
+                        *slot = (symbol, len);
                     }
                 }
                 code += 1;
@@ -79,9 +98,6 @@ impl Huffman {
             }
             if count > 0 {
                 max_code[len] = code - 1;
-            }
-            if code > (1 << len) {
-                return None;
             }
             code <<= 1;
         }
@@ -96,7 +112,7 @@ impl Huffman {
         let with_values = (0..1u32 << LOOKAHEAD)
             .map(|window| valued_entry(&fast, window))
             .collect();
-        Some(Self {
+        Ok(Self {
             fast,
             multi,
             valued: with_values,
@@ -167,5 +183,52 @@ fn multi_entry(fast: &[(u8, u8)], window: u32) -> Multi {
         if size == 0 && run != 15 {
             return Multi::new(used, reach, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(usize, u8)]) -> [u8; 16] {
+        let mut counts = [0u8; 16];
+        for &(len, n) in pairs {
+            counts[len - 1] = n;
+        }
+        counts
+    }
+
+    #[test]
+    fn complete_and_incomplete_tables_are_accepted() {
+        // Two 1-bit codes: complete.
+        assert!(Huffman::new(&counts(&[(1, 2)]), &[0, 1], false).is_ok());
+        // One 1-bit and two 2-bit codes: complete.
+        assert!(Huffman::new(&counts(&[(1, 1), (2, 2)]), &[0, 1, 2], false).is_ok());
+        // A lone code (what a flat picture's encoder may write).
+        assert!(Huffman::new(&counts(&[(1, 1)]), &[0], true).is_ok());
+        // 16-bit codes past the lookup table.
+        assert!(Huffman::new(&counts(&[(1, 1), (16, 3)]), &[0, 1, 2, 3], true).is_ok());
+    }
+
+    #[test]
+    fn oversubscribed_tables_are_refused() {
+        for (table, values) in [
+            (counts(&[(1, 3)]), vec![0, 1, 2]),
+            (counts(&[(1, 1), (2, 3)]), vec![0, 1, 2, 3]),
+            (counts(&[(2, 4), (3, 1)]), vec![0, 1, 2, 3, 4]),
+            // Past the 11-bit lookup: a full 1-bit level leaves no 16-bit code.
+            (counts(&[(1, 2), (16, 1)]), vec![0, 1, 2]),
+        ] {
+            assert_eq!(
+                Huffman::new(&table, &values, true).err(),
+                Some("more codes than its lengths allow (oversubscribed)"),
+                "{table:?}"
+            );
+        }
+        assert!(Huffman::new(&counts(&[(1, 2)]), &[0], false).is_err());
+        assert_eq!(
+            Huffman::new(&counts(&[(1, 2)]), &[0, 16], false).err(),
+            Some("a DC symbol above 15")
+        );
     }
 }

@@ -42,8 +42,9 @@ impl Scan {
     }
 }
 
-/// Reads bits, most significant first. Past the end of the data it reads
-/// zeros, as decoders do for truncated files.
+/// Reads bits, most significant first. Past the end of the data a peek sees
+/// zeros (a lookup may look further ahead than the last code reaches), but
+/// consuming a bit that is not there is an error: see [`Bits::overrun`].
 pub(super) struct Bits<'a> {
     data: &'a [u8],
     /// The next byte to load into `buffer` (may pass the end).
@@ -71,6 +72,13 @@ impl<'a> Bits<'a> {
         self.pos * 8 - self.count as usize
     }
 
+    /// Whether more bits were consumed than the data holds: the data ended
+    /// early, and what was decoded from the zeros after it is not the file's.
+    #[inline]
+    pub(super) fn overrun(&self) -> bool {
+        self.position() > self.data.len() * 8
+    }
+
     #[inline]
     fn fill(&mut self) {
         if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
@@ -84,6 +92,8 @@ impl<'a> Bits<'a> {
             self.count += bytes * 8;
             return;
         }
+        // Near the end: zeros after the data, never more than the 64-bit
+        // buffer holds, so `position` stays within a word of the end.
         while self.count <= 56 {
             let byte = self.data.get(self.pos).copied().unwrap_or(0);
             self.buffer |= u64::from(byte) << (56 - self.count);
@@ -201,5 +211,17 @@ mod tests {
             position += width as usize;
         }
         assert_eq!(bits.position(), position);
+    }
+
+    #[test]
+    fn consuming_past_the_end_is_an_overrun() {
+        let data = [0xAB, 0xCD];
+        let mut bits = Bits::at(&data, 0);
+        // Peeking past the end is allowed (lookups look ahead).
+        assert_eq!(bits.peek(24), 0xAB_CD00);
+        bits.consume(16);
+        assert!(!bits.overrun());
+        bits.skip(1).unwrap();
+        assert!(bits.overrun());
     }
 }
