@@ -581,6 +581,12 @@ fn environment(ctx: &Ctx<'_>, deps: &AppDeps) -> Vec<(&'static str, Expr)> {
             env::THUMBNAIL_HEIGHT,
             Expr::str(config.thumbnail.height.to_string()),
         ),
+        // What image processing budgets for (Lambda's own
+        // `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` says the same; a local run has only this).
+        (
+            env::MEMORY_MB,
+            Expr::str(config.function.memory_mb.get().to_string()),
+        ),
         (
             env::MAX_UPLOAD_BYTES,
             Expr::str((u64::from(config.photos.max_upload_mb.get()) * contract::MB).to_string()),
