@@ -15,6 +15,9 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     TooLarge(String),
+    /// Another request changed the same thing meanwhile.
+    #[error("{0}")]
+    Conflict(String),
     /// Logged in full; the browser sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -27,6 +30,7 @@ impl AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,6 +50,45 @@ impl AppError {
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
         Self::Internal(err.to_string())
+    }
+}
+
+impl From<crate::photos::objects::ObjectsError> for AppError {
+    fn from(err: crate::photos::objects::ObjectsError) -> Self {
+        use crate::photos::objects::ObjectsError as E;
+        match err {
+            E::Aws { .. } => Self::internal(err),
+            E::Missing | E::Empty => Self::BadRequest(err.to_string()),
+            E::TooLarge { .. } => Self::TooLarge(err.to_string()),
+            E::Taken(_) | E::SourceChanged => Self::Conflict(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::photos::table::TableError> for AppError {
+    fn from(err: crate::photos::table::TableError) -> Self {
+        use crate::photos::table::TableError as E;
+        match err {
+            E::Aws { .. } => Self::internal(err),
+            E::TooManyWords => Self::BadRequest(err.to_string()),
+            E::Changed | E::Exists(_) | E::Claimed(_) => Self::Conflict(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::photos::ingest::IngestError> for AppError {
+    fn from(err: crate::photos::ingest::IngestError) -> Self {
+        use crate::images::ImageError;
+        use crate::photos::ingest::IngestError as E;
+        match err {
+            E::Objects(e) => e.into(),
+            E::Table(e) => e.into(),
+            E::Image(ImageError::Encode(_)) | E::Internal(_) | E::Injected(_) => {
+                Self::internal(err)
+            }
+            E::Image(_) | E::Unknown | E::WrongType { .. } => Self::BadRequest(err.to_string()),
+            E::Busy => Self::Conflict(err.to_string()),
+        }
     }
 }
 

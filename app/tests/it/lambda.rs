@@ -139,7 +139,7 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
             .unwrap()
             .push_back((format!("req-{i}"), event(name)));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while runtime.answers.lock().unwrap().len() < cases.len() {
         assert!(
             runtime.errors.lock().unwrap().is_empty(),

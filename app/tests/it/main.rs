@@ -5,6 +5,7 @@
 // A journey reads best as one function, step after step.
 #![allow(clippy::too_many_lines)]
 
+mod ingest;
 mod lambda;
 mod pages;
 mod support;

@@ -55,7 +55,7 @@ impl Cloud {
             .env_remove("AWS_ACCESS_KEY_ID")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("CI", "true")
-            .timeout(Duration::from_secs(900));
+            .timeout(Duration::from_mins(15));
         cmd
     }
 
@@ -841,7 +841,7 @@ fn a_failed_first_deploy_is_deleted_and_created_again() {
             .unwrap()
             .stack_id
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         loop {
             let status = cloud
                 .aws
@@ -876,7 +876,7 @@ fn a_failed_first_deploy_is_deleted_and_created_again() {
         .arg(cloud.emulator.endpoint())
         .env_remove("AWS_ACCESS_KEY_ID")
         .env("CI", "true")
-        .timeout(Duration::from_secs(900))
+        .timeout(Duration::from_mins(15))
         .assert()
         .code(2)
         .stderr(predicates::str::contains("--yes"));
