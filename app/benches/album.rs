@@ -26,12 +26,16 @@ use http_body_util::BodyExt;
 use support::{Browser, world};
 
 const PHOTOS: usize = 10_000;
-const REQUESTS: usize = 300;
+/// Requests timed per page. The emulator answers a `Query` of a 10,000-item
+/// partition in about a second on this machine (it sorts the partition in
+/// Python), so the runs are kept short; the app's own time does not depend on it.
+const REQUESTS: usize = 100;
 /// Uploads written at once while seeding.
 const SEEDERS: usize = 16;
 
 struct Sample {
     wall: Duration,
+    aws: Duration,
     own: Duration,
     calls: u64,
     items: u64,
@@ -91,7 +95,7 @@ fn main() {
                     client.request(request)
                 };
                 // Warm up: connections, JWKS.
-                for _ in 0..10 {
+                for _ in 0..3 {
                     let r = get().await.unwrap();
                     assert_eq!(r.status(), 200);
                     r.into_body().collect().await.unwrap();
@@ -109,6 +113,7 @@ fn main() {
                     samples.push(Sample {
                         wall,
                         own: wall.saturating_sub(used.aws_wait),
+                        aws: used.aws_wait,
                         calls: used.aws_calls,
                         items: used.dynamodb_items_read,
                     });
@@ -121,18 +126,20 @@ fn main() {
             ("search, a tag on 1,000 photos (`set3`, first 24)", "/search?q=set3", 24),
             ("search, a word of one photo (`4321`)", "/search?q=4321", 1),
         ];
-        println!("| {PHOTOS} photos, {REQUESTS} requests, local server | AWS calls | DynamoDB items read | app's own time p50 / p99 | end to end p50 / p99 | goal (own p50 ≤ 2 ms) |");
-        println!("|---|---|---|---|---|---|");
+        println!("| {PHOTOS} photos, {REQUESTS} requests, local server | AWS calls | DynamoDB items read | app's own time p50 / p99 | waiting on AWS p50 | end to end p50 / p99 | goal (own p50 ≤ 2 ms) |");
+        println!("|---|---|---|---|---|---|---|");
         for (name, path, tiles) in pages {
             let samples = run(path, tiles).await;
             let calls = range(samples.iter().map(|s| s.calls));
             let items = range(samples.iter().map(|s| s.items));
             let (own50, own99) = percentiles(samples.iter().map(|s| s.own));
             let (wall50, wall99) = percentiles(samples.iter().map(|s| s.wall));
+            let (aws50, _) = percentiles(samples.iter().map(|s| s.aws));
             println!(
-                "| {name} | {calls} | {items} | {:.2} / {:.2} ms | {:.1} / {:.1} ms | {} |",
+                "| {name} | {calls} | {items} | {:.2} / {:.2} ms | {:.1} ms | {:.1} / {:.1} ms | {} |",
                 ms(own50),
                 ms(own99),
+                ms(aws50),
                 ms(wall50),
                 ms(wall99),
                 if own50 <= Duration::from_millis(2) { "met" } else { "not met" }

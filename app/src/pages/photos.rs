@@ -24,13 +24,15 @@ const MAX_TAG: usize = 40;
 const MAX_DESCRIPTION: usize = 2000;
 const MAX_QUERY: usize = 100;
 
-/// A photo as pages show it: the item plus presigned URLs.
+/// A photo as pages show it: the item plus presigned URLs (the original's
+/// only on the photo's own pages: lists show thumbnails).
 #[derive(Debug, Serialize)]
 struct PhotoView {
     #[serde(flatten)]
     photo: Photo,
     thumbnail_url: String,
-    original_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_url: Option<String>,
     tags_text: String,
 }
 
@@ -38,10 +40,20 @@ async fn presign_get(state: &AppState, key: &str) -> Result<String, AppError> {
     Ok(state.objects.presign_get(key).await?)
 }
 
-async fn view(state: &AppState, user: &User, photo: Photo) -> Result<PhotoView, AppError> {
+async fn view(
+    state: &AppState,
+    user: &User,
+    photo: Photo,
+    with_original: bool,
+) -> Result<PhotoView, AppError> {
+    let original_url = if with_original {
+        Some(presign_get(state, &photo.original_key(&user.sub)).await?)
+    } else {
+        None
+    };
     Ok(PhotoView {
         thumbnail_url: presign_get(state, &photo.thumbnail_key(&user.sub)).await?,
-        original_url: presign_get(state, &photo.original_key(&user.sub)).await?,
+        original_url,
         tags_text: photo.tags.join(", "),
         photo,
     })
@@ -54,7 +66,7 @@ async fn views(
 ) -> Result<Vec<PhotoView>, AppError> {
     let mut out = Vec::with_capacity(photos.len());
     for photo in photos {
-        out.push(view(state, user, photo).await?);
+        out.push(view(state, user, photo, false).await?);
     }
     Ok(out)
 }
@@ -274,7 +286,7 @@ async fn photo_page(
     title: &str,
 ) -> Result<Response, AppError> {
     let photo = own_photo(state, user, id).await?;
-    let view = view(state, user, photo).await?;
+    let view = view(state, user, photo, true).await?;
     Ok(page(state, session, template, title, json!({ "photo": view }))?.into_response())
 }
 
