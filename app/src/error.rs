@@ -113,3 +113,47 @@ impl IntoResponse for AppError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::ImageError;
+    use crate::photos::ingest::IngestError;
+    use crate::photos::objects::ObjectsError;
+    use crate::photos::table::TableError;
+
+    #[test]
+    fn domain_errors_become_the_right_status_and_hide_internals() {
+        let cases: [(AppError, StatusCode); 7] = [
+            (IngestError::Busy.into(), StatusCode::CONFLICT),
+            (
+                IngestError::Objects(ObjectsError::TooLarge {
+                    size: 9 << 20,
+                    max: 2 << 20,
+                })
+                .into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                IngestError::Image(ImageError::NotAnImage).into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (IngestError::Unknown.into(), StatusCode::BAD_REQUEST),
+            (TableError::Changed.into(), StatusCode::CONFLICT),
+            (TableError::TooManyWords.into(), StatusCode::BAD_REQUEST),
+            (
+                TableError::Aws {
+                    action: "Query",
+                    table: "t".to_owned(),
+                    detail: "secret detail".to_owned(),
+                }
+                .into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status(), status, "{err}");
+            assert!(!err.public_message().contains("secret detail"));
+        }
+    }
+}
