@@ -111,10 +111,10 @@ impl AppState {
             aws_sdk_cognitoidentityprovider::config::Builder::from(config).interceptor(WaitTimer);
         let verifier = Verifier::new(&settings.jwks_url, &settings.issuer, &settings.client_id)?;
         Ok(Self(Arc::new(Inner {
-            objects: Objects {
-                s3: aws_sdk_s3::Client::from_conf(s3.build()),
-                bucket: settings.bucket.clone(),
-            },
+            objects: Objects::new(
+                aws_sdk_s3::Client::from_conf(s3.build()),
+                settings.bucket.clone(),
+            ),
             store: Store {
                 ddb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
                 table: settings.table.clone(),

@@ -7,7 +7,9 @@
 //!   the server side, never overwritten.
 //! - `photos/<sub>/thumbnails/<id>.jpg`: the thumbnail.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -22,6 +24,12 @@ use crate::images::Kind;
 pub const UPLOAD_URL_LIFETIME: Duration = Duration::from_mins(5);
 /// How long a presigned view URL works.
 pub const VIEW_URL_LIFETIME: Duration = Duration::from_hours(1);
+/// A view URL is handed out again while it has at least this long left, so
+/// a page shows the same thumbnail URLs on every visit (the browser's cache
+/// keeps the images) and signs each only once per half hour.
+pub const VIEW_URL_REUSE: Duration = Duration::from_mins(30);
+/// View URLs remembered, at most (about 0.6 KB each).
+const MAX_VIEW_URLS: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectsError {
@@ -84,6 +92,32 @@ pub fn check_size(size: u64, max: u64) -> Result<(), ObjectsError> {
 pub struct Objects {
     pub s3: Client,
     pub bucket: String,
+    views: Arc<ViewUrls>,
+}
+
+/// Presigned view URLs by key, with when they were signed.
+#[derive(Debug, Default)]
+struct ViewUrls(Mutex<HashMap<String, (String, Instant)>>);
+
+impl ViewUrls {
+    fn get(&self, key: &str, now: Instant) -> Option<String> {
+        let urls = self.0.lock().ok()?;
+        let (url, signed) = urls.get(key)?;
+        (now.saturating_duration_since(*signed) < VIEW_URL_REUSE).then(|| url.clone())
+    }
+
+    fn put(&self, key: &str, url: &str, now: Instant) {
+        let Ok(mut urls) = self.0.lock() else {
+            return;
+        };
+        if urls.len() >= MAX_VIEW_URLS {
+            urls.retain(|_, (_, signed)| now.saturating_duration_since(*signed) < VIEW_URL_REUSE);
+            if urls.len() >= MAX_VIEW_URLS {
+                urls.clear();
+            }
+        }
+        urls.insert(key.to_owned(), (url.to_owned(), now));
+    }
 }
 
 fn status(
@@ -96,6 +130,14 @@ fn status(
 }
 
 impl Objects {
+    pub fn new(s3: Client, bucket: String) -> Self {
+        Self {
+            s3,
+            bucket,
+            views: Arc::default(),
+        }
+    }
+
     fn aws(&self, action: &'static str, key: &str, err: impl std::error::Error) -> ObjectsError {
         ObjectsError::Aws {
             action,
@@ -105,8 +147,12 @@ impl Objects {
         }
     }
 
-    /// A presigned GET of `key`.
+    /// A presigned GET of `key`, valid for at least [`VIEW_URL_REUSE`].
     pub async fn presign_get(&self, key: &str) -> Result<String, ObjectsError> {
+        let now = Instant::now();
+        if let Some(url) = self.views.get(key, now) {
+            return Ok(url);
+        }
         let config = PresigningConfig::expires_in(VIEW_URL_LIFETIME)
             .map_err(|e| self.aws("GetObject", key, e))?;
         let request = self
@@ -117,7 +163,9 @@ impl Objects {
             .presigned(config)
             .await
             .map_err(|e| self.aws("GetObject", key, e))?;
-        Ok(request.uri().to_owned())
+        let url = request.uri().to_owned();
+        self.views.put(key, &url, now);
+        Ok(url)
     }
 
     /// A presigned PUT of one staged upload, bound to its type and size.
@@ -275,6 +323,22 @@ mod tests {
         assert_eq!(staged_key("u", "ID", "png"), "staging/u/ID.png");
         // Staging is outside the photos prefix: nothing staged is ever shown.
         assert!(!staged_key("u", "ID", "jpg").starts_with(PHOTOS));
+    }
+
+    #[test]
+    fn view_urls_are_reused_for_half_an_hour_and_bounded() {
+        let urls = ViewUrls::default();
+        let t0 = Instant::now();
+        urls.put("k", "https://signed", t0);
+        assert_eq!(
+            urls.get("k", t0 + Duration::from_mins(29)).as_deref(),
+            Some("https://signed")
+        );
+        assert_eq!(urls.get("k", t0 + VIEW_URL_REUSE), None);
+        for i in 0..MAX_VIEW_URLS + 5 {
+            urls.put(&format!("k{i}"), "u", t0);
+        }
+        assert!(urls.0.lock().unwrap().len() <= MAX_VIEW_URLS);
     }
 
     #[test]
