@@ -61,24 +61,7 @@ fn main() {
 
         // 10,000 photos with their search words, as uploads store them.
         let seeding = Instant::now();
-        let store = Arc::new(state.store.clone());
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut seeders = tokio::task::JoinSet::new();
-        for _ in 0..SEEDERS {
-            let (store, next, sub) = (store.clone(), next.clone(), sub.clone());
-            seeders.spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= PHOTOS {
-                        break;
-                    }
-                    store.put(&sub, &photo(i), None).await.unwrap();
-                }
-            });
-        }
-        while let Some(done) = seeders.join_next().await {
-            done.unwrap();
-        }
+        seed(&state.store, &sub).await;
         eprintln!("seeded {PHOTOS} photos in {:.1} s", seeding.elapsed().as_secs_f64());
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -154,6 +137,28 @@ fn main() {
             );
         }
     });
+}
+
+/// 10,000 photos with their search words, as uploads store them, a few at once.
+async fn seed(store: &cloudalbum::photos::Store, sub: &str) {
+    let store = Arc::new(store.clone());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut seeders = tokio::task::JoinSet::new();
+    for _ in 0..SEEDERS {
+        let (store, next, sub) = (store.clone(), next.clone(), sub.to_owned());
+        seeders.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= PHOTOS {
+                    break;
+                }
+                store.put(&sub, &photo(i), None).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = seeders.join_next().await {
+        done.unwrap();
+    }
 }
 
 fn ms(d: Duration) -> f64 {
