@@ -14,7 +14,7 @@ tools="$root/.tools"
 
 need_python() {
     if ! command -v python3 >/dev/null 2>&1; then
-        echo "error: python3 is not installed; install Python 3.9+ with its venv module (Debian: apt-get install python3 python3-venv)" >&2
+        echo "error: python3 is not installed; install Python 3.10+ with its venv module (Debian 12: apt-get install -y python3 python3-venv); scripts/setup.sh checks it" >&2
         exit 2
     fi
 }

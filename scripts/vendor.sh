@@ -9,7 +9,8 @@ if ! command -v npm >/dev/null 2>&1; then
     echo "error: npm is not installed; install Node.js 18+ (Debian: apt-get install nodejs npm)" >&2
     exit 2
 fi
-if [[ ! -d node_modules/leaflet || package-lock.json -nt node_modules/.package-lock.json ]]; then
+if [[ ! -d node_modules/leaflet || ! -d node_modules/axe-core || ! -d node_modules/playwright-core \
+    || package-lock.json -nt node_modules/.package-lock.json ]]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
 dest=static/vendor/leaflet

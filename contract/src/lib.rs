@@ -43,15 +43,13 @@ pub mod env {
     pub const IGNORE_STAGE_IN_PATH: &str = "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH";
 }
 
-/// The photos table's keys and the attributes its indexes use.
+/// The photos table's key schema (the template declares it, the app queries it).
 pub mod table {
     /// Partition key: the user's Cognito `sub`.
     pub const PARTITION_KEY: &str = "user_id";
     /// Sort key: a time-sortable photo id, so the album is a `Query`, newest first.
     pub const SORT_KEY: &str = "photo_id";
-    /// Index of a user's photos by the date they were taken (sparse).
-    pub const BY_TAKEN_DATE_INDEX: &str = "by_taken_date";
-    /// The index's sort key: when the photo was taken (ISO 8601).
+    /// When the photo was taken (ISO 8601), an attribute of each photo item.
     pub const TAKEN_AT: &str = "taken_at";
 }
 

@@ -183,7 +183,7 @@ fn static_syncs(peers: &Peers, work: &Path, runs: usize) -> [Row; 2] {
                 .send()
                 .await
                 .unwrap();
-            deployer::localcloud::after_deploy(&aws.s3, bucket)
+            deployer::emulator::after_deploy(&aws.s3, bucket)
                 .await
                 .unwrap();
         });
@@ -193,7 +193,7 @@ fn static_syncs(peers: &Peers, work: &Path, runs: usize) -> [Row; 2] {
         let start = Instant::now();
         let report = rt.block_on(async {
             let aws = connect(endpoint).await;
-            deployer::assets::sync(&aws, "bench-deployer", &files)
+            deployer::deploy::static_sync::sync(&aws, "bench-deployer", &files)
                 .await
                 .unwrap()
         });

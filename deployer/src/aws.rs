@@ -10,18 +10,27 @@ use std::fmt;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 
-use crate::error::exit;
+use crate::{emulator, exit};
 
 /// The clients a command needs, sharing one configuration.
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub cfn: aws_sdk_cloudformation::Client,
     pub ddb: aws_sdk_dynamodb::Client,
+    pub lambda: aws_sdk_lambda::Client,
     pub s3: aws_sdk_s3::Client,
+    pub s3control: aws_sdk_s3control::Client,
     pub sts: aws_sdk_sts::Client,
     pub region: String,
     /// `Some` when the calls go to an AWS-compatible endpoint, not AWS.
     pub endpoint: Option<String>,
+}
+
+/// Who the credentials belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account: String,
+    pub arn: String,
 }
 
 /// Where the calls go and as whom.
@@ -44,22 +53,18 @@ impl Aws {
         if let Some(endpoint) = &settings.endpoint {
             loader = loader.endpoint_url(endpoint);
         }
-        let emulator = uses_emulator_credentials(settings);
-        if emulator {
-            // Emulator difference: a local AWS-compatible endpoint accepts any
-            // key, and a developer running `deployer local` has no AWS account.
-            // Decided before loading, so the credential chain never probes the
-            // network (instance metadata) for a local run. Never for AWS.
-            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "loopback-emulator",
-            ));
+        // Emulator difference: stand-in credentials for a local endpoint.
+        let stand_in = emulator::stand_in_credentials(
+            settings.endpoint.as_deref(),
+            settings.profile.as_deref(),
+            std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
+        );
+        let uses_stand_in = stand_in.is_some();
+        if let Some(credentials) = stand_in {
+            loader = loader.credentials_provider(credentials);
         }
         let config = loader.load().await;
-        if !emulator {
+        if !uses_stand_in {
             check_credentials(&config)
                 .await
                 .map_err(|problem| AwsError::credentials(problem, settings.profile.as_deref()))?;
@@ -73,35 +78,45 @@ impl Aws {
         let mut s3 = aws_sdk_s3::config::Builder::from(config).request_checksum_calculation(
             aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
         );
-        if settings.endpoint.is_some() {
-            // `<bucket>.127.0.0.1` cannot resolve: address buckets by path.
+        if emulator::s3_path_style(settings.endpoint.as_deref()) {
             s3 = s3.force_path_style(true);
         }
         Self {
             cfn: aws_sdk_cloudformation::Client::new(config),
             ddb: aws_sdk_dynamodb::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            s3control: aws_sdk_s3control::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             region: settings.region.clone(),
             endpoint: settings.endpoint.clone(),
         }
     }
 
-    /// The account the credentials belong to.
-    pub async fn account_id(&self) -> Result<String, AwsError> {
+    /// Who the credentials are: account and ARN.
+    pub async fn caller(&self) -> Result<Caller, AwsError> {
         let identity = self
             .sts
             .get_caller_identity()
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", self.target(), e))?;
-        identity.account.ok_or_else(|| {
+        let missing = |what| {
             AwsError::other(
                 "sts:GetCallerIdentity",
                 self.target(),
-                "the answer named no account",
+                format!("the answer named no {what}"),
             )
+        };
+        Ok(Caller {
+            account: identity.account.ok_or_else(|| missing("account"))?,
+            arn: identity.arn.ok_or_else(|| missing("ARN"))?,
         })
+    }
+
+    /// The account the credentials belong to.
+    pub async fn account_id(&self) -> Result<String, AwsError> {
+        Ok(self.caller().await?.account)
     }
 
     /// What the calls go to, for messages: `AWS (region)` or the endpoint.
@@ -111,25 +126,6 @@ impl Aws {
             None => format!("AWS ({})", self.region),
         }
     }
-}
-
-/// A loopback endpoint with no credentials named (no profile, no key in the
-/// environment) gets the emulator's stand-in credentials.
-fn uses_emulator_credentials(settings: &Settings) -> bool {
-    settings.endpoint.as_deref().is_some_and(is_loopback)
-        && settings.profile.is_none()
-        && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-}
-
-fn is_loopback(endpoint: &str) -> bool {
-    let authority = endpoint
-        .split_once("://")
-        .map_or(endpoint, |(_, rest)| rest)
-        .trim_end_matches('/');
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 async fn check_credentials(config: &SdkConfig) -> Result<(), String> {
@@ -180,6 +176,9 @@ impl fmt::Display for AwsError {
                 f,
                 "no usable AWS credentials: {message}; set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN` for temporary ones), or name a profile from ~/.aws/config with `--profile` or `AWS_PROFILE` (`aws configure` or `aws sso login` creates one)"
             ),
+            ErrorKind::AccessDenied if self.is_code("ForeignBucket") => {
+                write!(f, "`{action}` refused on {target}: {message}")
+            }
             ErrorKind::AccessDenied => write!(
                 f,
                 "`{action}` was denied on {target}: {message}; allow `{action}` for your IAM user or role, or use `--profile` for one that has it"
@@ -256,6 +255,24 @@ impl AwsError {
         }
     }
 
+    /// A bucket of a name we use belongs to another account (or denies us).
+    pub fn foreign_bucket(
+        action: &'static str,
+        target: String,
+        bucket: &str,
+        account: &str,
+    ) -> Self {
+        Self {
+            action,
+            target,
+            kind: ErrorKind::AccessDenied,
+            code: Some("ForeignBucket".to_owned()),
+            message: format!(
+                "a bucket named `{bucket}` exists but does not belong to account {account}, so no code or template is written to it. If it is yours in another account, use that account's credentials (`--profile`) or delete it there; `deployer doctor` shows who the credentials are"
+            ),
+        }
+    }
+
     /// A failure that is neither credentials, permissions nor the network.
     pub fn other(action: &'static str, target: String, message: impl fmt::Display) -> Self {
         Self {
@@ -283,16 +300,6 @@ impl AwsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_endpoints_are_recognised() {
-        assert!(is_loopback("http://127.0.0.1:4566"));
-        assert!(is_loopback("http://localhost:4566/"));
-        assert!(!is_loopback(
-            "https://cloudformation.us-east-1.amazonaws.com"
-        ));
-        assert!(!is_loopback("http://10.0.0.5:4566"));
-    }
 
     #[test]
     fn access_denied_names_the_action_and_the_fix() {

@@ -4,14 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::synth::Format;
+use crate::template::synth::Format;
 
 /// Ship CloudAlbum to AWS (or a local emulator) and tear it down again.
 #[derive(Debug, Parser)]
 #[command(name = "deployer", version, about, long_about = None, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success (also \"up to date\"), 1 deployment failed, \
-2 invalid input or usage, 3 credentials or permissions."
+2 invalid input or usage, 3 credentials or permissions, 4 refused: would replace or delete data."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -69,7 +69,7 @@ pub enum Command {
     /// Show what `up` would change (a change set that is never executed).
     Plan,
     /// Build, upload, apply the stage, sync `static/`, print the URL.
-    Up,
+    Up(UpArgs),
     /// Print the stage's URL from the stack outputs.
     Url,
     /// Print the stack status, outputs and last update.
@@ -78,6 +78,9 @@ pub enum Command {
     Down(DownArgs),
     /// Run the whole app on this machine in a local AWS emulator.
     Local(LocalArgs),
+    /// Check the toolchain, credentials, account settings and local cloud:
+    /// one line each, with the command that fixes a problem.
+    Doctor,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +91,15 @@ pub struct SynthArgs {
     /// Write the template to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Let the change replace or delete this stateful resource (`PhotoTable`,
+    /// `PhotoBucket`, `UserPool`) and the data in it; repeat for each. Without
+    /// it such a change is refused with exit 4.
+    #[arg(long = "allow-replace", value_name = "LOGICAL_ID")]
+    pub allow_replace: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,22 +1,12 @@
-//! The error every command can return, and its exit code (DESIGN 3.5).
+//! The error every command can return, and its exit code ([`crate::exit`]).
 
 use std::path::PathBuf;
 
-use crate::artifact::ArtifactError;
-use crate::assets::AssetsError;
-use crate::aws::AwsError;
-use crate::cfn::CfnError;
+use crate::deploy::error::DeployError;
+use crate::exit;
 use crate::localcloud::LocalCloudError;
 use crate::stage::StageError;
-use crate::synth::SynthError;
-
-/// Exit codes: 0 success, 1 deployment failed, 2 invalid input or usage,
-/// 3 credentials or permissions.
-pub mod exit {
-    pub const DEPLOY_FAILED: u8 = 1;
-    pub const INVALID_INPUT: u8 = 2;
-    pub const CREDENTIALS: u8 = 3;
-}
+use crate::template::synth::SynthError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,13 +15,7 @@ pub enum Error {
     #[error(transparent)]
     Synth(#[from] SynthError),
     #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error(transparent)]
-    Cfn(#[from] CfnError),
-    #[error(transparent)]
-    Artifact(#[from] ArtifactError),
-    #[error(transparent)]
-    Assets(#[from] AssetsError),
+    Deploy(#[from] DeployError),
     #[error(transparent)]
     LocalCloud(#[from] LocalCloudError),
     #[error(
@@ -48,46 +32,26 @@ pub enum Error {
     CurrentDir(std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
-    #[error(
-        "stage `{stage}` is not deployed: there is no stack `{stack}` on {target}; deploy it with `deployer up --stage {stage}`"
-    )]
-    NotDeployed {
-        stage: String,
-        stack: String,
-        target: String,
-    },
-    #[error("{0}")]
-    Failed(String),
     #[error("{0}")]
     Refused(String),
-    #[error(
-        "{action} needs confirmation, and this is not an interactive terminal; pass `--yes` to go ahead"
-    )]
-    NeedsConfirmation { action: String },
+}
+
+impl From<crate::aws::AwsError> for Error {
+    fn from(err: crate::aws::AwsError) -> Self {
+        Self::Deploy(DeployError::Aws(err))
+    }
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Aws(e) => e.exit_code(),
-            Self::Cfn(e) => e.exit_code(),
-            Self::Artifact(ArtifactError::Aws(e)) | Self::Assets(AssetsError::Aws(e)) => {
-                e.exit_code()
-            }
+            Self::Deploy(e) => e.exit_code(),
             Self::Stage(_)
             | Self::ProjectNotFound { .. }
             | Self::Write { .. }
             | Self::CurrentDir(_)
-            | Self::Synth(_)
-            | Self::NeedsConfirmation { .. }
-            | Self::Artifact(ArtifactError::Architecture { .. }) => exit::INVALID_INPUT,
-            Self::Artifact(_)
-            | Self::Assets(_)
-            | Self::LocalCloud(_)
-            | Self::Runtime(_)
-            | Self::NotDeployed { .. }
-            | Self::Failed(_)
-            | Self::Refused(_) => exit::DEPLOY_FAILED,
+            | Self::Synth(_) => exit::INVALID_INPUT,
+            Self::LocalCloud(_) | Self::Runtime(_) | Self::Refused(_) => exit::DEPLOY_FAILED,
         }
     }
 }

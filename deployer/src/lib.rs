@@ -1,24 +1,26 @@
 //! `deployer`: ships CloudAlbum stages to AWS CloudFormation and tears them down.
 //!
-//! The pipeline, one module a step: [`stage`] (the stage file) → [`model`]
-//! (typed resources) → [`synth`] (the template) → change set → apply → report.
-//! Commands in [`commands`] only orchestrate.
+//! The pipeline, one module a step: [`stage`] (the stage file) → [`template`]
+//! (typed resources, CloudAlbum's composition, synthesis) → [`deploy`]
+//! (artifacts, change set, apply, static sync, report). Commands in
+//! [`commands`] only orchestrate; [`output`] decides how everything is shown;
+//! [`emulator`] holds every difference of the local emulator, [`localcloud`]
+//! runs it; [`exit`] names the exit codes.
 
-pub mod artifact;
-pub mod assets;
 pub mod aws;
-pub mod cfn;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod digest;
+pub mod doctor;
+pub mod emulator;
 pub mod error;
-pub mod intrinsic;
+pub mod exit;
 pub mod localcloud;
-pub mod model;
 pub mod output;
 pub mod progress;
 pub mod stage;
-pub mod synth;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +42,11 @@ pub struct Context {
 }
 
 impl Context {
+    /// The folder synced to the bucket's `static/`.
+    pub fn static_dir(&self) -> PathBuf {
+        self.project_dir.join("static")
+    }
+
     /// Reads the stage file of `name`.
     pub fn load_stage(&self, name: &str) -> Result<stage::Stage, Error> {
         Ok(stage::Stage::load_in(
@@ -52,11 +59,7 @@ impl Context {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
-    let printer = Printer {
-        mode: cli.global.output,
-        quiet: cli.global.quiet,
-        verbose: cli.global.verbose,
-    };
+    let printer = Printer::new(cli.global.output, cli.global.quiet, cli.global.verbose);
     let project_dir = match &cli.global.project_dir {
         Some(dir) => dir.clone(),
         None => find_project_dir(&std::env::current_dir().map_err(Error::CurrentDir)?)?,
@@ -87,11 +90,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         match &cli.command {
             Command::Synth(args) => commands::synth::run(&context, args),
             Command::Plan => commands::plan::run(&context).await,
-            Command::Up => commands::up::run(&context).await,
+            Command::Up(args) => commands::up::run(&context, args).await,
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
             Command::Down(args) => commands::down::run(&context, args).await,
             Command::Local(args) => commands::local::run(&context, args).await,
+            Command::Doctor => Box::pin(commands::doctor::run(&context)).await,
         }
     })
 }

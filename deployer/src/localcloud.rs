@@ -2,8 +2,8 @@
 //! loopback port, installed from `PyPI` into `.tools/ministack` on first use.
 //!
 //! `deployer local` and the end-to-end tests use this module alone to install,
-//! start, reuse and stop it. Everything the emulator needs because it differs
-//! from AWS is here too ([`after_deploy`]), named and commented.
+//! start, reuse and stop it. How the emulator differs from AWS, and what the
+//! deployer does about it, is in [`crate::emulator`].
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -24,7 +24,7 @@ pub const STATE_DIR: &str = ".local-cloud";
 #[derive(Debug, thiserror::Error)]
 pub enum LocalCloudError {
     #[error(
-        "`python3` was not found, and the local cloud (ministack) is a Python package; install Python 3.9+ with venv and pip (Debian: `apt-get install python3 python3-venv`)"
+        "`python3` was not found, and the local cloud (ministack) is a Python package; install Python 3.10+ with venv and pip (Debian: `apt-get install python3 python3-venv`)"
     )]
     NoPython,
     #[error(
@@ -86,16 +86,34 @@ pub struct StartOptions {
     pub persist: bool,
 }
 
+/// What `pip` installs: the pinned emulator and only what the stack needs of
+/// its extras, every file pinned by hash.
+pub const REQUIREMENTS: &str = include_str!("../local-cloud-requirements.txt");
+
+/// What an install is recorded as: the version and the requirements' hash, so
+/// a changed requirements file installs again.
+fn requirement() -> String {
+    format!(
+        "ministack=={MINISTACK_VERSION} requirements sha256 {}",
+        crate::digest::sha256_hex(REQUIREMENTS.as_bytes())
+    )
+}
+
+/// Whether the pinned emulator is installed under `project_dir`.
+pub fn is_installed(project_dir: &Path) -> bool {
+    let dir = project_dir.join(INSTALL_DIR);
+    dir.join("bin/ministack").exists()
+        && std::fs::read_to_string(dir.join(".installed")).is_ok_and(|m| m.trim() == requirement())
+}
+
 impl LocalCloud {
     /// Installs ministack under `project_dir` if needed; returns its executable.
     pub fn install(project_dir: &Path, printer: &Printer) -> Result<PathBuf, LocalCloudError> {
         let dir = project_dir.join(INSTALL_DIR);
         let exe = dir.join("bin/ministack");
         let marker = dir.join(".installed");
-        let requirement = format!("ministack[full]=={MINISTACK_VERSION}");
-        let installed = || {
-            exe.exists() && std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == requirement)
-        };
+        let requirement = requirement();
+        let installed = || is_installed(project_dir);
         if installed() {
             return Ok(exe);
         }
@@ -125,10 +143,20 @@ impl LocalCloud {
         }
         run_quiet(Command::new(&python).arg("-m").arg("venv").arg(&dir))
             .map_err(|d| install_error(format!("creating the virtualenv: {d}")))?;
+        let requirements = dir.join("requirements.txt");
+        std::fs::write(&requirements, REQUIREMENTS).map_err(|e| install_error(e.to_string()))?;
         run_quiet(
             Command::new(dir.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(&requirement),
+                .args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--require-hashes",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "-r",
+                ])
+                .arg(&requirements),
         )
         .map_err(|d| install_error(format!("pip install: {d}")))?;
         std::fs::write(&marker, format!("{requirement}\n"))
@@ -205,11 +233,7 @@ impl LocalCloud {
     pub fn start_fresh(project_dir: &Path, data_dir: &Path) -> Result<Self, LocalCloudError> {
         let exe = Self::install(
             project_dir,
-            &Printer {
-                mode: crate::cli::OutputMode::Text,
-                quiet: false,
-                verbose: 0,
-            },
+            &Printer::new(crate::cli::OutputMode::Text, false, 0),
         )?;
         let cloud = Self::start(
             &exe,
@@ -445,49 +469,30 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Emulator differences applied after a stack is created or updated, against
-/// an endpoint only (never on AWS):
-/// - the emulator ignores `OwnershipControls` in the template, so new buckets
-///   reject ACLs (`AccessControlListNotSupported`); apply the same setting
-///   through the S3 API so `static/` objects can be public-read as on AWS.
-pub async fn after_deploy(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<(), crate::aws::AwsError> {
-    use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
-    let invalid = |e: aws_sdk_s3::error::BuildError| {
-        crate::aws::AwsError::other(
-            "s3:PutBucketOwnershipControls",
-            "the local cloud".to_owned(),
-            e,
-        )
-    };
-    let rule = OwnershipControlsRule::builder()
-        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
-        .build()
-        .map_err(invalid)?;
-    let controls = OwnershipControls::builder()
-        .rules(rule)
-        .build()
-        .map_err(invalid)?;
-    s3.put_bucket_ownership_controls()
-        .bucket(bucket)
-        .ownership_controls(controls)
-        .send()
-        .await
-        .map_err(|e| {
-            crate::aws::AwsError::from_sdk(
-                "s3:PutBucketOwnershipControls",
-                "the local cloud".to_owned(),
-                e,
-            )
-        })?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_requirements_pin_this_version_by_hash_without_the_unneeded_extras() {
+        assert!(REQUIREMENTS.contains(&format!("\nministack=={MINISTACK_VERSION} \\")));
+        let packages: Vec<&str> = REQUIREMENTS
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.is_empty())
+            .collect();
+        for line in &packages {
+            assert!(line.contains("==") && line.ends_with('\\'), "{line}");
+        }
+        for unneeded in [
+            "duckdb", "docker", "psycopg2", "pymysql", "asyncssh", "aws-sam",
+        ] {
+            assert!(
+                !packages.iter().any(|l| l.starts_with(unneeded)),
+                "{unneeded}"
+            );
+        }
+        assert!(packages.iter().any(|l| l.starts_with("cryptography==")));
+    }
 
     #[test]
     fn urls_split_into_host_port_path() {

@@ -1,23 +1,15 @@
 //! The live display of a stack operation, driven by stack events: on a
 //! terminal one spinner line per resource with its status and elapsed time,
 //! failure reasons in red; elsewhere (CI, pipes, `--output json`) plain
-//! timestamped lines on stderr.
+//! timestamped lines on stderr. The printer decides which
+//! ([`crate::output::Printer::progress`]).
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cfn::{Event, EventSink};
-
-/// Whether we may draw spinners and ask questions: a person at a terminal,
-/// not a CI job.
-pub fn interactive() -> bool {
-    std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false" || v == "0")
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal()
-}
+use crate::deploy::stack::{Event, EventSink};
 
 pub struct StackProgress {
     quiet: bool,
@@ -32,6 +24,8 @@ struct Bars {
     lines: BTreeMap<String, ProgressBar>,
     style: ProgressStyle,
     done: ProgressStyle,
+    /// Failure reasons in red, unless `NO_COLOR` is set.
+    color: bool,
 }
 
 impl std::fmt::Debug for StackProgress {
@@ -51,6 +45,7 @@ impl StackProgress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             done: ProgressStyle::with_template("  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            color: colour_allowed(),
         });
         Self {
             quiet,
@@ -114,9 +109,10 @@ impl EventSink for StackProgress {
                     bar
                 });
             let text = match &event.reason {
-                Some(reason) if event.failed() => {
+                Some(reason) if event.failed() && bars.color => {
                     format!("{line}\n    \x1b[31m{reason}\x1b[0m")
                 }
+                Some(reason) if event.failed() => format!("{line}\n    {reason}"),
                 _ => line,
             };
             if settled {
@@ -132,6 +128,11 @@ impl EventSink for StackProgress {
             }
         }
     }
+}
+
+/// Colour unless `NO_COLOR` is set to anything non-empty (no-color.org).
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `HH:MM:SS` in UTC, for plain progress lines.

@@ -24,11 +24,11 @@ pub mod defaults {
     pub const CORS_ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "PUT"];
     pub const CORS_ALLOWED_HEADERS: &[&str] = &["*"];
     pub const CORS_MAX_AGE_S: u32 = 3000;
-    pub const MEMORY_MB: u32 = 512;
-    pub const TIMEOUT_S: u32 = 30;
-    pub const THUMBNAIL_WIDTH: u32 = 300;
-    pub const THUMBNAIL_HEIGHT: u32 = 200;
-    pub const MAX_UPLOAD_MB: u32 = 20;
+    pub const MEMORY_MB: u32 = contract::defaults::MEMORY_MB;
+    pub const TIMEOUT_S: u32 = 29;
+    pub const THUMBNAIL_WIDTH: u32 = contract::defaults::THUMBNAIL_WIDTH;
+    pub const THUMBNAIL_HEIGHT: u32 = contract::defaults::THUMBNAIL_HEIGHT;
+    pub const MAX_UPLOAD_MB: u32 = contract::defaults::MAX_UPLOAD_MB;
     pub const LOG_RETENTION_DAYS: u32 = 14;
     pub const RETAIN_DATA: bool = false;
 }
@@ -95,7 +95,7 @@ pub struct StageName(String);
 
 impl StageName {
     pub fn parse(name: &str) -> Result<Self, StageError> {
-        let valid = (1..=20).contains(&name.len())
+        let valid = (1..=MAX_STAGE_NAME).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && name
                 .chars()
@@ -188,6 +188,10 @@ pub struct StageConfig {
     pub app: AppName,
     /// AWS region of the stage.
     pub region: Region,
+    /// The AWS account the stage lives in: every command that touches AWS
+    /// refuses credentials of another account.
+    #[serde(default)]
+    pub account_id: Option<AccountId>,
     /// An AWS-compatible endpoint (e.g. the local emulator) instead of AWS.
     #[serde(default)]
     pub endpoint_url: Option<EndpointUrl>,
@@ -532,8 +536,10 @@ ranged_u32!(
     MemoryMb, 128, 10240, defaults::MEMORY_MB, "memory in MB"
 );
 ranged_u32!(
-    /// Lambda timeout in seconds.
-    TimeoutS, 1, 900, defaults::TIMEOUT_S, "timeout in seconds"
+    /// Lambda timeout in seconds: at most API Gateway's 29-second integration
+    /// timeout, after which the browser gets a 504 whatever the function does.
+    TimeoutS, 1, 29, defaults::TIMEOUT_S,
+    "timeout in seconds (API Gateway ends every request after 29 s, so a longer function timeout is never used)"
 );
 ranged_u32!(
     /// One side of the thumbnail box, in pixels.
@@ -682,6 +688,11 @@ checked_string!(
     check_region
 );
 checked_string!(
+    /// A 12-digit AWS account id.
+    AccountId,
+    check_account_id
+);
+checked_string!(
     /// An `http://` or `https://` endpoint with a host and an optional port.
     EndpointUrl,
     check_endpoint_url
@@ -767,13 +778,9 @@ impl From<CorsMethod> for String {
 }
 
 fn check_app_name(value: &str) -> Result<(), String> {
-    // Cognito domain prefixes (`<app>-<stage>-<account>`) cap the length and
-    // reserve these words.
-    let reserved = ["aws", "amazon", "cognito"]
-        .iter()
-        .any(|word| value.contains(word));
-    let ok = (1..=28).contains(&value.len())
-        && !reserved
+    // Names derived from it: the stack and function `<app>-<stage>` (a function
+    // name has at most 64 characters, a stage 20), the log group, the pool.
+    let ok = (1..=MAX_APP_NAME).contains(&value.len())
         && value.starts_with(|c: char| c.is_ascii_lowercase())
         && !value.ends_with('-')
         && value
@@ -783,10 +790,16 @@ fn check_app_name(value: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "app name must be 1 to 28 lowercase letters, digits and hyphens, starting with a letter, without `aws`, `amazon` or `cognito`; got `{value}`"
+            "app name must be 1 to {MAX_APP_NAME} lowercase letters, digits and hyphens, starting with a letter (the function `<app>-<stage>` may have at most 64 characters); got `{value}`"
         ))
     }
 }
+
+/// The longest app name: `<app>-<stage>` names the Lambda function, whose name
+/// has at most 64 characters, and a stage name has at most 20.
+pub const MAX_APP_NAME: usize = 64 - 1 - MAX_STAGE_NAME;
+/// The longest stage name.
+pub const MAX_STAGE_NAME: usize = 20;
 
 fn check_region(value: &str) -> Result<(), String> {
     // e.g. ap-southeast-1, us-gov-west-1, cn-north-1, eu-central-2.
@@ -804,6 +817,16 @@ fn check_region(value: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "region must be an AWS region code such as `ap-southeast-1` or `us-east-1`, got `{value}`"
+        ))
+    }
+}
+
+fn check_account_id(value: &str) -> Result<(), String> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "account id must be the 12 digits of an AWS account, quoted (`account_id: \"123456789012\"`), got `{value}`"
         ))
     }
 }
@@ -827,13 +850,16 @@ fn check_endpoint_url(value: &str) -> Result<(), String> {
     }
 }
 
-/// S3's naming rules for general purpose buckets.
+/// S3's naming rules for general purpose buckets, without dots: a dotted name
+/// breaks TLS for virtual-hosted URLs (`https://a.b.s3.<region>.amazonaws.com`
+/// does not match the certificate's `*.s3.<region>.amazonaws.com`), which is how
+/// the static assets and photos are served.
 fn check_bucket_name(value: &str) -> Result<(), String> {
-    let rules = "3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit, not shaped like an IP address, without `..`, `xn--`/`sthree-` prefixes or `-s3alias`/`--ol-s3` suffixes";
+    let rules = "3 to 63 lowercase letters, digits and hyphens (no dots: they break HTTPS for virtual-hosted bucket URLs), starting and ending with a letter or digit, without `xn--`/`sthree-` prefixes or `-s3alias`/`--ol-s3` suffixes";
     let bytes = value.as_bytes();
     let charset_ok = bytes
         .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-');
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
     let ends_ok = bytes
         .first()
         .zip(bytes.last())
@@ -1003,9 +1029,32 @@ mod tests {
         let err = rejection(&format!("{MINIMAL}function:\n  timeout_s: 901\n"));
         assert!(err.contains("line 4 column 14"), "{err}");
         assert!(err.contains("`function.timeout_s`"), "{err}");
-        assert!(err.contains("must be 1..=900, got 901"), "{err}");
+        assert!(err.contains("must be 1..=29, got 901"), "{err}");
         let zero = rejection(&format!("{MINIMAL}function:\n  timeout_s: 0\n"));
-        assert!(zero.contains("must be 1..=900, got 0"), "{zero}");
+        assert!(zero.contains("must be 1..=29, got 0"), "{zero}");
+    }
+
+    #[test]
+    fn a_timeout_over_api_gateways_limit_is_an_error_that_says_so() {
+        let err = rejection(&format!("{MINIMAL}function:\n  timeout_s: 30\n"));
+        assert!(
+            err.contains("API Gateway ends every request after 29 s"),
+            "{err}"
+        );
+        assert!(err.contains("must be 1..=29, got 30"), "{err}");
+        let ok = parse(&format!("{MINIMAL}function:\n  timeout_s: 29\n")).unwrap();
+        assert_eq!(ok.function.timeout_s.get(), 29);
+    }
+
+    #[test]
+    fn account_ids_are_twelve_quoted_digits() {
+        let ok = parse(&format!("{MINIMAL}account_id: \"012345678901\"\n")).unwrap();
+        assert_eq!(ok.account_id.unwrap().as_str(), "012345678901");
+        for bad in ["\"12345\"", "\"12345678901a\"", "\"\""] {
+            let err = rejection(&format!("{MINIMAL}account_id: {bad}\n"));
+            assert!(err.contains("`account_id`"), "{bad}: {err}");
+            assert!(err.contains("12 digits"), "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -1031,6 +1080,7 @@ mod tests {
             "xn--punycode",
             "name-s3alias",
             "under_score",
+            "my-album.photos-1",
             &"a".repeat(64),
         ] {
             let err = rejection(&format!("{MINIMAL}bucket:\n  name: \"{bad}\"\n"));
@@ -1038,8 +1088,10 @@ mod tests {
             assert!(err.contains("`bucket.name`"), "{bad}: {err}");
             assert!(err.contains("bucket name must be 3 to 63"), "{bad}: {err}");
         }
-        let ok = parse(&format!("{MINIMAL}bucket:\n  name: my-album.photos-1\n")).unwrap();
-        assert_eq!(ok.bucket.name.unwrap().as_str(), "my-album.photos-1");
+        let dotted = rejection(&format!("{MINIMAL}bucket:\n  name: my.album\n"));
+        assert!(dotted.contains("no dots: they break HTTPS"), "{dotted}");
+        let ok = parse(&format!("{MINIMAL}bucket:\n  name: my-album-photos-1\n")).unwrap();
+        assert_eq!(ok.bucket.name.unwrap().as_str(), "my-album-photos-1");
     }
 
     #[test]

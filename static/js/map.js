@@ -1,6 +1,20 @@
 // CloudAlbum: the map of photos (Leaflet + OpenStreetMap tiles, no API key).
 "use strict";
 
+// OpenStreetMap's tile layer. The tile usage policy
+// (https://operations.osmfoundation.org/policies/tiles/) wants a referrer on
+// every tile request, and the attribution linked to the copyright page. The
+// pages send `Referrer-Policy: same-origin`, which would strip it from these
+// cross-origin requests, so the tile images alone get
+// `strict-origin-when-cross-origin`: the page's origin, never its path.
+function tiles(element) {
+  return L.tileLayer(element.dataset.tiles, {
+    maxZoom: 19,
+    referrerPolicy: "strict-origin-when-cross-origin",
+    attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+  });
+}
+
 // The location picker of the upload and edit forms: a click on the map sets
 // the latitude and longitude fields; typing in them moves the marker.
 (function () {
@@ -10,10 +24,7 @@
   const lat = form.elements.lat;
   const lng = form.elements.lng;
   const map = L.map(element);
-  L.tileLayer(element.dataset.tiles, {
-    maxZoom: 19,
-    attribution: "&copy; OpenStreetMap contributors",
-  }).addTo(map);
+  tiles(element).addTo(map);
   let marker = null;
   function place(position, pan) {
     if (marker) marker.setLatLng(position);
@@ -47,10 +58,7 @@
   // Text content of a JSON script element: never executed, never HTML.
   const markers = JSON.parse(data.textContent);
   const map = L.map(element);
-  L.tileLayer(element.dataset.tiles, {
-    maxZoom: 19,
-    attribution: "&copy; OpenStreetMap contributors",
-  }).addTo(map);
+  tiles(element).addTo(map);
   const bounds = [];
   markers.forEach(function (m) {
     if (typeof m.lat !== "number" || typeof m.lng !== "number") return;

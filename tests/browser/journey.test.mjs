@@ -4,11 +4,17 @@
 //
 // Every request that is not to this machine is aborted (map tiles included):
 // nothing leaves 127.0.0.1. Screenshots go to tests/output/browser/.
+//
+// Every page the journey shows is checked with axe-core against the WCAG 2.1
+// A and AA rules; the test fails on any violation and prints them all. Parts
+// of it are done with the keyboard alone (Tab, Space, Enter), and every
+// control it tabs through must show where the focus is.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import net from "node:net";
@@ -21,11 +27,17 @@ const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, "target");
 const deployerBin = process.env.DEPLOYER_BIN || path.join(targetDir, "debug", "deployer");
 const fixture = path.join(root, "tests/browser/fixtures/seoul.jpg");
 const shots = path.join(root, "tests/output/browser");
+// axe-core from npm (package.json), evaluated in each page it checks.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const wcagTags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+const tileHost = "tile.openstreetmap.org";
 
 let local; // the `deployer local` process
 let url; // the stage URL, ending in /local/
 let browser;
 let stateDir;
+const violations = []; // every WCAG violation axe found, per page
+const tileReferrers = []; // the Referer header of each map tile request
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -79,9 +91,11 @@ after(async () => {
 /** A browser context that only talks to this machine. */
 async function newUser() {
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  await context.route("**/*", (route) => {
+  await context.route("**/*", async (route) => {
     const host = new URL(route.request().url()).hostname;
-    return isLocal(host) ? route.continue() : route.abort();
+    if (isLocal(host)) return route.continue();
+    if (host === tileHost) tileReferrers.push((await route.request().allHeaders())["referer"] ?? null);
+    return route.abort();
   });
   const page = await context.newPage();
   page.setDefaultTimeout(20000);
@@ -89,9 +103,60 @@ async function newUser() {
 }
 
 let shot = 0;
+/** Saves a screenshot of the page and checks it with axe (see checkA11y). */
 async function snap(page, name) {
   shot += 1;
   await page.screenshot({ path: path.join(shots, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
+  await checkA11y(page, name);
+}
+
+/**
+ * Runs axe-core with the WCAG 2.1 A and AA rules on the page as it is now,
+ * prints what it finds and keeps it for the final assertion, so one run
+ * reports every page. `page.evaluate` is not subject to the page's CSP, which
+ * forbids inline scripts.
+ */
+async function checkA11y(page, name) {
+  await page.evaluate(axeSource);
+  const found = await page.evaluate(async (tags) => {
+    const results = await window.axe.run(document, {
+      runOnly: { type: "tag", values: tags },
+      resultTypes: ["violations"],
+    });
+    return results.violations.map((v) => ({
+      rule: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary.replace(/\s+/g, " ")}`),
+    }));
+  }, wcagTags);
+  for (const v of found) {
+    const report = `${name} (${page.url()}): ${v.rule} [${v.impact}] ${v.help}\n    ${v.nodes.join("\n    ")}`;
+    console.error(`axe: ${report}`);
+    violations.push(report);
+  }
+}
+
+/**
+ * Presses Tab until the element matching `selector` has the focus (at most
+ * `limit` times), checking on the way that each focused element shows a
+ * focus indicator (an outline) where the keyboard user can see it.
+ */
+async function tabTo(page, selector, limit = 60) {
+  for (let i = 0; i < limit; i += 1) {
+    await page.keyboard.press("Tab");
+    const focus = await page.evaluate((wanted) => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return { here: false, visible: true, what: "body" };
+      const style = getComputedStyle(el);
+      const visible = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2;
+      const what = `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : ""} "${(el.getAttribute("aria-label") || el.textContent || el.getAttribute("name") || "").trim().slice(0, 40)}"`;
+      return { here: el.matches(wanted), visible, what };
+    }, selector);
+    assert.ok(focus.visible, `the keyboard focus is not visible on ${focus.what} (${page.url()})`);
+    if (focus.here) return;
+  }
+  assert.fail(`\`${selector}\` was not reached with ${limit} presses of Tab on ${page.url()}`);
 }
 
 async function signUpAndIn(page, email, name) {
@@ -105,7 +170,7 @@ async function signUpAndIn(page, email, name) {
   await snap(page, `signup-${name}`);
   await page.click("main button[type=submit]");
   await page.waitForURL(/\/local\/confirm/);
-  // The emulator accepts any code (EMULATOR.md); on AWS it comes by email.
+  // The emulator accepts any code (docs/emulator.md); on AWS it comes by email.
   await page.fill("input[name=code]", "123456");
   await snap(page, `confirm-${name}`);
   await page.click("main button[type=submit]");
@@ -123,14 +188,24 @@ test("a user's whole journey, and a second user who sees none of it", async () =
   await page.waitForSelector("text=No photos yet");
   await snap(page, "album-empty");
 
-  // Upload a JPEG with GPS EXIF: straight to S3 with a presigned URL.
+  // Upload a JPEG with GPS EXIF: straight to S3 with a presigned URL. With
+  // the keyboard alone: Tab to the file picker, Space opens it, Tab to the
+  // fields and type, Tab to the Upload button, Enter.
   await page.click("text=Upload");
-  await page.setInputFiles("#file", fixture);
+  await page.waitForSelector("#upload-form");
+  await snap(page, "upload-empty");
+  const chooser = page.waitForEvent("filechooser");
+  await tabTo(page, "#file");
+  await page.keyboard.press("Space");
+  await (await chooser).setFiles(fixture);
   await page.waitForSelector("#preview:not([hidden])");
-  await page.fill("input[name=tags]", "Beach, Summer");
-  await page.fill("textarea[name=description]", "Sunset by the palace");
+  await tabTo(page, "input[name=tags]");
+  await page.keyboard.type("Beach, Summer");
+  await tabTo(page, "textarea[name=description]");
+  await page.keyboard.type("Sunset by the palace");
   await snap(page, "upload");
-  await page.click("#upload-button");
+  await tabTo(page, "#upload-button");
+  await page.keyboard.press("Enter");
   await page.waitForURL(/\/local\/photos\/[0-9A-Z]{26}$/);
   const detailUrl = page.url();
 
@@ -168,6 +243,16 @@ test("a user's whole journey, and a second user who sees none of it", async () =
   await page.goto(`${url}map`);
   assert.equal(await page.locator(".leaflet-marker-icon").count(), 1);
   await snap(page, "map-all");
+  // Tile requests carry the page's origin as their referrer (OpenStreetMap's
+  // tile policy), though the pages' own policy is same-origin.
+  assert.ok(tileReferrers.length > 0, "the maps requested tiles");
+  const origin = `${new URL(url).origin}/`;
+  assert.deepEqual([...new Set(tileReferrers)], [origin], "each tile request's Referer is the page's origin");
+  assert.equal(
+    await page.locator(".leaflet-control-attribution a[href='https://www.openstreetmap.org/copyright']").count(),
+    1,
+    "the map's attribution links to OpenStreetMap's copyright page",
+  );
 
   // Edit the description.
   await page.goto(detailUrl);
@@ -195,10 +280,19 @@ test("a user's whole journey, and a second user who sees none of it", async () =
   await bob.page.waitForSelector("text=No photos yet");
   await bob.context.close();
 
-  // Delete, with confirmation.
-  await page.click("text=Delete");
+  // The profile page.
+  await page.goto(`${url}profile`);
+  await page.waitForSelector("input[name=name]");
+  await snap(page, "profile");
+
+  // Delete, with confirmation, with the keyboard alone.
+  await page.goto(detailUrl);
+  await tabTo(page, "a.danger");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/delete$/);
   await snap(page, "delete-confirm");
-  await page.click("button.danger");
+  await tabTo(page, "button.danger");
+  await page.keyboard.press("Enter");
   await page.waitForURL(url);
   await page.waitForSelector("text=No photos yet");
 
@@ -210,5 +304,11 @@ test("a user's whole journey, and a second user who sees none of it", async () =
   assert.match(page.url(), /\/local\/signin/);
   const cookies = await ann.context.cookies();
   assert.ok(!cookies.some((c) => c.name === "ca_id" || c.name === "ca_refresh"));
+  await page.click("text=Forgot your password?");
+  await page.waitForSelector("input[name=email]");
+  await snap(page, "forgot");
   await ann.context.close();
+
+  assert.ok(shot >= 18, `axe checked ${shot} pages`);
+  assert.deepEqual(violations, [], `axe found WCAG 2.1 A/AA violations:\n${violations.join("\n")}`);
 });

@@ -72,6 +72,10 @@ pub fn page(
 
 /// Security headers on every response; CSP allows the bucket and the static
 /// assets' origins and OpenStreetMap tiles, and no inline script.
+/// `Referrer-Policy: same-origin` keeps the pages' paths from other sites; the
+/// map's tile images alone override it with `strict-origin-when-cross-origin`
+/// (the tile layer's `referrerPolicy` in `static/js/map.js`), because
+/// OpenStreetMap's tile policy refuses requests without a referrer.
 pub async fn security_headers(
     State(state): State<AppState>,
     request: Request,

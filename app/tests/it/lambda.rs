@@ -3,11 +3,16 @@
 //! and body as API Gateway would return them. The function's settings point at
 //! this binary's local cloud, so its start-up (reading the client secret from
 //! Cognito) is real.
+//!
+//! It also prints the cold start: from starting the process to the runtime
+//! receiving its first response. `CLOUDALBUM_BOOTSTRAP=<path>` runs another
+//! build the same way, e.g. the release one:
+//! `CLOUDALBUM_BOOTSTRAP=$CARGO_TARGET_DIR/release/bootstrap cargo test --workspace --locked -- bootstrap_answers --nocapture`.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,6 +26,7 @@ use crate::support::{REGION, world};
 struct Runtime {
     events: Mutex<VecDeque<(String, Value)>>,
     answers: Mutex<Vec<(String, Value)>>,
+    first_answer: Mutex<Option<Instant>>,
     errors: Mutex<Vec<String>>,
     notify: tokio::sync::Notify,
 }
@@ -59,6 +65,10 @@ async fn respond(
     Path(id): Path<String>,
     body: String,
 ) -> StatusCode {
+    rt.first_answer
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     rt.answers
         .lock()
         .unwrap()
@@ -97,35 +107,8 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, api).await });
 
-    let s = &w.settings;
-    let mut function = tokio::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "cloudalbum-local")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/cloudalbum-local")
-        .env("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true")
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL", s.endpoint.as_deref().unwrap())
-        .env("STAGE", "local")
-        .env("TABLE_NAME", &s.table)
-        .env("BUCKET_NAME", &s.bucket)
-        .env("USER_POOL_ID", &s.user_pool_id)
-        .env("USER_POOL_CLIENT_ID", &s.client_id)
-        .env("COGNITO_ISSUER", &s.issuer)
-        .env("COGNITO_JWKS_URL", &s.jwks_url)
-        .env("STATIC_URL", &s.static_url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
+    let binary = std::env::var_os("CLOUDALBUM_BOOTSTRAP")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bootstrap").into());
     let cases = [
         "get-health.json",
         "get-root.json",
@@ -139,6 +122,26 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
             .unwrap()
             .push_back((format!("req-{i}"), event(name)));
     }
+    let started = Instant::now();
+    let mut function = tokio::process::Command::new(&binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "cloudalbum-local")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/cloudalbum-local")
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        // The function's environment as the stage's template set it on Lambda.
+        .envs(&w.function_env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while runtime.answers.lock().unwrap().len() < cases.len() {
         assert!(
@@ -153,6 +156,12 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
         let _ = tokio::time::timeout(Duration::from_millis(200), runtime.notify.notified()).await;
     }
     function.kill().await.unwrap();
+    let first = runtime.first_answer.lock().unwrap().unwrap();
+    eprintln!(
+        "cold start of {}: {:.1} ms to the first response",
+        std::path::Path::new(&binary).display(),
+        (first - started).as_secs_f64() * 1000.0
+    );
     let answers: Vec<(String, Value)> = runtime.answers.lock().unwrap().clone();
     let answer = |id: &str| {
         answers
@@ -183,7 +192,7 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
     let body: Value = serde_json::from_str(health["body"].as_str().unwrap()).unwrap();
     assert_eq!(
         body,
-        serde_json::json!({ "status": "ok", "stage": "local" })
+        serde_json::json!({ "status": "ok", "stage": contract::defaults::LOCAL_STAGE })
     );
 
     // Links keep the API Gateway stage: /local/…

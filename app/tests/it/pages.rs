@@ -24,7 +24,7 @@ async fn signed_in(email: &str, name: &str) -> Browser {
             .unwrap()
             .starts_with("/confirm?email=")
     );
-    // The emulator accepts any code (EMULATOR.md); AWS checks it.
+    // The emulator accepts any code (docs/emulator.md); AWS checks it.
     let page = b
         .post("/confirm", &[("email", email), ("code", "123456")], true)
         .await;
@@ -133,6 +133,9 @@ async fn security_headers_and_cookie_flags() {
     assert!(csp.contains(&world().settings.bucket_origin()), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(h["x-content-type-options"], "nosniff");
+    // Links to other sites carry no referrer; only the map tiles ask for one
+    // (`referrerPolicy` of the tile layer in static/js/map.js).
+    assert_eq!(h["referrer-policy"], "same-origin");
     let cookie = h["set-cookie"].to_str().unwrap();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
@@ -378,6 +381,17 @@ async fn upload_view_search_edit_delete_and_privacy() {
             detail.body
         );
     }
+    // The place names are GeoNames data (CC BY 4.0), credited where shown.
+    assert!(
+        detail
+            .body
+            .contains(r#"<a href="https://www.geonames.org/">GeoNames</a>"#)
+            && detail.body.contains(
+                r#"<a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a>"#
+            ),
+        "{}",
+        detail.body
+    );
     // Escaped, never markup.
     assert!(detail.body.contains("Sunset &lt;b&gt;walk&lt;/b&gt;"));
     assert!(!detail.body.contains("<b>walk</b>"));
@@ -388,7 +402,7 @@ async fn upload_view_search_edit_delete_and_privacy() {
     let objects = s3
         .list_objects_v2()
         .bucket(bucket)
-        .prefix("photos/")
+        .prefix(contract::prefix::PHOTOS)
         .send()
         .await
         .unwrap();
@@ -429,6 +443,13 @@ async fn upload_view_search_edit_delete_and_privacy() {
     // The map has its marker, as JSON numbers in a data script.
     let map = ann.get("/map").await;
     assert!(map.body.contains("\"lat\":37.5"), "{}", map.body);
+    // OpenStreetMap's attribution links to its copyright page.
+    assert!(
+        map.body
+            .contains(r#"<a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>"#),
+        "{}",
+        map.body
+    );
     assert!(
         ann.get(&format!("/photos/{id}/map"))
             .await
@@ -483,7 +504,7 @@ async fn upload_view_search_edit_delete_and_privacy() {
     let left = s3
         .list_objects_v2()
         .bucket(bucket)
-        .prefix("photos/")
+        .prefix(contract::prefix::PHOTOS)
         .send()
         .await
         .unwrap();
@@ -533,7 +554,7 @@ async fn non_images_and_oversized_uploads_are_refused_and_leave_nothing() {
         .await
         .list_objects_v2()
         .bucket(&world().settings.bucket)
-        .prefix("photos/")
+        .prefix(contract::prefix::PHOTOS)
         .send()
         .await
         .unwrap();
@@ -598,7 +619,7 @@ async fn forgot_and_reset_password() {
         )
         .await;
     assert!(weak.body.contains("8 to 256 characters"), "{}", weak.body);
-    // The emulator accepts any code (EMULATOR.md); AWS checks the emailed one.
+    // The emulator accepts any code (docs/emulator.md); AWS checks the emailed one.
     let page = b
         .post(
             "/reset",

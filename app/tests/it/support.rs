@@ -9,10 +9,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use cloudalbum::AppState;
 use cloudalbum::config::Settings;
-use deployer::aws::{Aws, Settings as AwsSettings};
-use deployer::cfn::{self, ChangeSet, ChangeSetRequest, Event, EventSink, TemplateSource};
+use deployer::deploy::session::{Session, SessionOptions};
+use deployer::deploy::{function, pipeline, prepare};
 use deployer::localcloud::LocalCloud;
-use deployer::model::{StageModel, Target};
+use deployer::output::Printer;
 use deployer::stage::Stage;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -22,16 +22,13 @@ pub const REGION: &str = "ap-southeast-1";
 /// The emulator and the stage's outputs, shared by the tests of this binary.
 /// Clients are made per test (each test has its own runtime).
 pub struct World {
+    /// The deployed function's environment, as Lambda holds it.
+    pub function_env: BTreeMap<String, String>,
     pub settings: Settings,
     pub secret: Option<String>,
     endpoint: String,
     _cloud: LocalCloud,
     _data: tempfile::TempDir,
-}
-
-struct Quiet;
-impl EventSink for Quiet {
-    fn event(&mut self, _: &Event) {}
 }
 
 /// The world, started on first use. The emulator is a child process in its
@@ -42,6 +39,9 @@ pub fn world() -> &'static World {
     WORLD.get_or_init(|| std::thread::spawn(start).join().unwrap())
 }
 
+/// Deploys the `local` stage through the deployer's own pipeline, with
+/// stand-in code (the function is not invoked here), and takes the app's
+/// settings from the deployed function's environment.
 fn start() -> World {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap();
     let project = Path::new(&manifest_dir).parent().unwrap();
@@ -49,43 +49,41 @@ fn start() -> World {
     let cloud = LocalCloud::start_fresh(project, data.path()).unwrap();
     let endpoint = cloud.endpoint();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let aws = rt
-        .block_on(Aws::connect(&AwsSettings {
-            region: REGION.to_owned(),
-            profile: None,
-            endpoint: Some(endpoint.clone()),
-        }))
-        .unwrap();
-    let stage = Stage::load(project, "local").unwrap();
-    let template = deployer::synth::synthesize(&StageModel::build(
-        &stage,
-        &Target::Endpoint(endpoint.clone()),
-    ));
-    let outputs = rt.block_on(create_stack(&aws, &template));
-    let pool = outputs["UserPoolId"].clone();
-    let client = outputs["UserPoolClientId"].clone();
-    let settings = Settings {
-        stage: "local".to_owned(),
-        region: REGION.to_owned(),
-        table: outputs["TableName"].clone(),
-        bucket: outputs["BucketName"].clone(),
-        issuer: format!("https://cognito-idp.{REGION}.amazonaws.com/{pool}"),
-        jwks_url: format!("{endpoint}/{pool}/.well-known/jwks.json"),
-        user_pool_id: pool.clone(),
-        client_id: client.clone(),
-        static_url: outputs["StaticUrl"].clone(),
-        endpoint: Some(endpoint.clone()),
-        thumbnail_width: 300,
-        thumbnail_height: 200,
-        max_upload_bytes: 2 * 1024 * 1024,
-        max_pixels: 40_000_000,
+    let stage = Stage::load(project, contract::defaults::LOCAL_STAGE).unwrap();
+    let options = SessionOptions {
+        region: Some(REGION.to_owned()),
+        profile: None,
+        endpoint_url: Some(endpoint.clone()),
+        assume_yes: true,
+        allow_replace: Vec::new(),
     };
+    let function_env = rt.block_on(async {
+        let session = Session::open(stage, &options, Printer::silent())
+            .await
+            .unwrap();
+        let prepared = prepare::prepare_with_code(&session, b"#!/bin/sh\nexit 1\n").unwrap();
+        let report = pipeline::deploy(&session, &prepared, &project.join("static"))
+            .await
+            .unwrap();
+        assert!(!report.up_to_date, "{report}");
+        function::environment(&session).await.unwrap()
+    });
+    let mut settings = Settings::from_lookup(|name| {
+        function_env
+            .get(name)
+            .cloned()
+            .or_else(|| (name == "AWS_REGION").then(|| REGION.to_owned()))
+    })
+    .unwrap();
+    // Smaller limits than the stage's, so the tests' files stay small.
+    settings.max_upload_bytes = 2 * 1024 * 1024;
+    settings.max_pixels = 40_000_000;
     let sdk = rt.block_on(sdk_config(&endpoint));
     let secret = rt.block_on(async {
         aws_sdk_cognitoidentityprovider::Client::new(&sdk)
             .describe_user_pool_client()
-            .user_pool_id(&pool)
-            .client_id(&client)
+            .user_pool_id(&settings.user_pool_id)
+            .client_id(&settings.client_id)
             .send()
             .await
             .unwrap()
@@ -93,71 +91,13 @@ fn start() -> World {
             .and_then(|c| c.client_secret)
     });
     World {
+        function_env,
         settings,
         secret,
         endpoint,
         _cloud: cloud,
         _data: data,
     }
-}
-
-/// Creates the stage's stack from its template, with stand-in code.
-async fn create_stack(
-    aws: &Aws,
-    template: &deployer::synth::Template,
-) -> std::collections::BTreeMap<String, String> {
-    // The function is not invoked here: any code will do.
-    aws.s3
-        .create_bucket()
-        .bucket("test-code")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(REGION.into())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let zip = deployer::artifact::deterministic_zip(b"#!/bin/sh\nexit 1\n").unwrap();
-    aws.s3
-        .put_object()
-        .bucket("test-code")
-        .key("code.zip")
-        .body(zip.into())
-        .send()
-        .await
-        .unwrap();
-    let parameters = [
-        ("CodeBucket".to_owned(), "test-code".to_owned()),
-        ("CodeKey".to_owned(), "code.zip".to_owned()),
-    ];
-    let ChangeSet::Ready { name, stack_id, .. } = cfn::create_change_set(
-        aws,
-        &ChangeSetRequest {
-            stack: "cloudalbum-local",
-            create: true,
-            template: TemplateSource::Body(template.body()),
-            parameters: &parameters,
-            tags: &[],
-        },
-    )
-    .await
-    .unwrap() else {
-        panic!("empty change set for a new stack")
-    };
-    cfn::execute_change_set(aws, "cloudalbum-local", &name)
-        .await
-        .unwrap();
-    let status = cfn::wait(aws, &stack_id, None, &mut Quiet).await.unwrap();
-    assert_eq!(status, "CREATE_COMPLETE");
-    let stack = cfn::describe(aws, "cloudalbum-local")
-        .await
-        .unwrap()
-        .unwrap();
-    deployer::localcloud::after_deploy(&aws.s3, &stack.outputs["BucketName"])
-        .await
-        .unwrap();
-    stack.outputs
 }
 
 async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {

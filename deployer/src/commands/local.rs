@@ -9,13 +9,15 @@
 
 use std::process::ExitCode;
 
-use super::Session;
+use contract::defaults::LOCAL_STAGE;
+
+use super::session_options;
 use crate::cli::LocalArgs;
+use crate::deploy::session::Session;
+use crate::deploy::{pipeline, prepare};
 use crate::localcloud::{self, LocalCloud, StartOptions};
 use crate::{Context, Error};
 
-/// The stage `deployer local` deploys.
-pub const LOCAL_STAGE: &str = "local";
 /// The emulator's port when the stage file names none.
 const DEFAULT_PORT: u16 = 4566;
 
@@ -72,13 +74,13 @@ pub async fn run(context: &Context, args: &LocalArgs) -> Result<ExitCode, Error>
         shown_dir.display()
     ));
 
-    let mut local = context.clone();
-    LOCAL_STAGE.clone_into(&mut local.global.stage);
-    local.global.endpoint_url = Some(cloud.endpoint());
-    local.global.yes = true;
+    let mut options = session_options(context);
+    options.endpoint_url = Some(cloud.endpoint());
+    options.assume_yes = true;
     let deployed = async {
-        let session = Session::open(&local).await?;
-        super::up::deploy(&local, &session).await
+        let session = Session::open(stage, &options, printer).await?;
+        let prepared = prepare::prepare(&session, &context.project_dir)?;
+        Ok::<_, Error>(pipeline::deploy(&session, &prepared, &context.static_dir()).await?)
     }
     .await;
     let report = match deployed {

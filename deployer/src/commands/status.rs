@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::Session;
-use crate::cfn::StackInfo;
+use super::open_session;
+use crate::deploy::stack::StackInfo;
 use crate::{Context, Error};
 
 #[derive(Debug, Serialize)]
@@ -42,7 +42,7 @@ impl fmt::Display for StatusReport {
 }
 
 pub async fn run(context: &Context) -> Result<ExitCode, Error> {
-    let session = Session::open(context).await?;
+    let session = open_session(context).await?;
     let stack = session.deployed_stack().await?;
     context.printer.result(&StatusReport {
         stage: session.stage.name.to_string(),

@@ -7,31 +7,17 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::SynthArgs;
-use crate::model::{StageModel, Target};
 use crate::stage::Stage;
-use crate::synth::{self, Format, INLINE_TEMPLATE_LIMIT, Template};
+use crate::template::composition::{Target, stage_template};
+use crate::template::synth::{Format, INLINE_TEMPLATE_LIMIT, Template};
 use crate::{Context, Error};
 
 /// The stage's template for the target the global options and stage file name.
 pub fn template_for(context: &Context) -> Result<(Stage, Template), Error> {
     let stage = context.load_stage(&context.global.stage)?;
-    let target = target(&stage, context.global.endpoint_url.as_deref());
-    let model = StageModel::build(&stage, &target);
-    Ok((stage, synth::synthesize(&model)))
-}
-
-/// `--endpoint-url` wins over the stage file's `endpoint_url`; neither means AWS.
-pub fn target(stage: &Stage, endpoint_override: Option<&str>) -> Target {
-    endpoint_override
-        .map(|url| url.trim_end_matches('/').to_owned())
-        .or_else(|| {
-            stage
-                .config
-                .endpoint_url
-                .as_ref()
-                .map(|url| url.as_str().trim_end_matches('/').to_owned())
-        })
-        .map_or(Target::Aws, Target::Endpoint)
+    let target = Target::of(&stage, context.global.endpoint_url.as_deref());
+    let template = stage_template(&stage, &target);
+    Ok((stage, template))
 }
 
 #[derive(Debug, Serialize)]

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::Session;
-use crate::model::ids;
+use contract::outputs;
+
+use super::open_session;
+use crate::deploy::error::DeployError;
 use crate::{Context, Error};
 
 #[derive(Debug, Serialize)]
@@ -23,16 +25,19 @@ impl fmt::Display for UrlReport {
 }
 
 pub async fn run(context: &Context) -> Result<ExitCode, Error> {
-    let session = Session::open(context).await?;
+    let session = open_session(context).await?;
     let stack = session.deployed_stack().await?;
     let url = stack
         .outputs
-        .get(ids::OUT_API_URL.as_str())
+        .get(outputs::API_URL)
         .cloned()
         .ok_or_else(|| {
-            Error::Failed(format!(
-                "stack `{}` is {} and has no `ApiUrl` output yet; run `deployer up --stage {}`",
-                stack.name, stack.status, session.stage.name
+            DeployError::Failed(format!(
+                "stack `{}` is {} and has no `{}` output yet; run `deployer up --stage {}`",
+                stack.name,
+                stack.status,
+                outputs::API_URL,
+                session.stage.name
             ))
         })?;
     context.printer.result(&UrlReport {

@@ -247,7 +247,7 @@ fn stage_lifecycle_against_the_emulator() {
     let plan = cloud.json(&["plan"]);
     assert_eq!(plan["change_set_type"], "CREATE");
     let added = plan["changes"].as_array().unwrap();
-    assert_eq!(added.len(), 16, "{plan}");
+    assert_eq!(added.len(), 15, "{plan}");
     assert!(added.iter().all(|c| c["action"] == "Add"), "{plan}");
     assert!(cloud.stacks().is_empty(), "{:?}", cloud.stacks());
 
@@ -328,7 +328,11 @@ fn check_static_sync_only_sends_what_changed(cloud: &Cloud, bucket: &str) {
     let real_files = walk(&real).len();
     let report = cloud
         .rt
-        .block_on(deployer::assets::sync(&cloud.aws, bucket, dir.path()))
+        .block_on(deployer::deploy::static_sync::sync(
+            &cloud.aws,
+            bucket,
+            dir.path(),
+        ))
         .unwrap();
     assert_eq!(
         (
@@ -367,7 +371,9 @@ fn check_static_sync_only_sends_what_changed(cloud: &Cloud, bucket: &str) {
     // Back to the project's files.
     let restored = cloud
         .rt
-        .block_on(deployer::assets::sync(&cloud.aws, bucket, &real))
+        .block_on(deployer::deploy::static_sync::sync(
+            &cloud.aws, bucket, &real,
+        ))
         .unwrap();
     assert_eq!(
         (restored.uploaded, restored.deleted),
@@ -499,7 +505,10 @@ fn check_resources(cloud: &Cloud, local: &Stage, first: &Value, bucket: &str, ta
     );
     let stack = cloud
         .rt
-        .block_on(deployer::cfn::describe(&cloud.aws, "cloudalbum-local"))
+        .block_on(deployer::deploy::stack::describe(
+            &cloud.aws,
+            "cloudalbum-local",
+        ))
         .unwrap()
         .unwrap();
     assert_eq!(stack.parameters["CodeKey"], key);
@@ -591,7 +600,7 @@ fn check_static_and_photo_privacy(cloud: &Cloud, bucket: &str, static_url: &str)
         );
     }
     // A photo is private: no grant to everyone (the emulator serves private
-    // objects anonymously, so the ACL is the proof, see EMULATOR.md).
+    // objects anonymously, so the ACL is the proof, see `docs/emulator.md`).
     let photo = "photos/test-user/0001.jpg";
     cloud
         .rt
@@ -676,7 +685,10 @@ fn check_down_protects_then_deletes(cloud: &Cloud, bucket: &str, table: &str) {
     assert!(
         cloud
             .rt
-            .block_on(deployer::cfn::describe(&cloud.aws, "cloudalbum-local"))
+            .block_on(deployer::deploy::stack::describe(
+                &cloud.aws,
+                "cloudalbum-local"
+            ))
             .unwrap()
             .is_none()
     );
@@ -824,7 +836,7 @@ fn run_local_until_ready<T>(
 #[test]
 fn a_failed_first_deploy_is_deleted_and_created_again() {
     let cloud = Cloud::start();
-    // The emulator rolls back `ProviderURL` (see ../shared/EMULATOR.md): a
+    // The emulator rolls back `ProviderURL` (see `docs/emulator.md`): a
     // stack under the stage's name whose creation fails.
     let failed_id = cloud.rt.block_on(async {
         let id = cloud
@@ -904,6 +916,285 @@ fn a_failed_first_deploy_is_deleted_and_created_again() {
 }
 
 #[test]
+fn a_retained_stage_protects_its_data_through_each_services_api() {
+    let cloud = Cloud::start();
+    let retained = stacks_with("retain_data: false", "retain_data: true");
+    let dir = retained.path().to_str().unwrap();
+    let up = cloud.json(&["up", "--stacks-dir", dir]);
+    assert_eq!(up["status"], "CREATE_COMPLETE", "{up}");
+    let outputs = &up["outputs"];
+    let (bucket, table, pool) = (
+        outputs["BucketName"].as_str().unwrap(),
+        outputs["TableName"].as_str().unwrap(),
+        outputs["UserPoolId"].as_str().unwrap(),
+    );
+    let sdk = sdk_config(&cloud);
+    cloud.rt.block_on(async {
+        let stack = cloud
+            .aws
+            .cfn
+            .describe_stacks()
+            .stack_name("cloudalbum-local")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            stack.stacks()[0].enable_termination_protection,
+            Some(true),
+            "termination protection after the first create"
+        );
+        let policy = cloud
+            .aws
+            .cfn
+            .get_stack_policy()
+            .stack_name("cloudalbum-local")
+            .send()
+            .await
+            .unwrap()
+            .stack_policy_body
+            .unwrap_or_default();
+        assert!(policy.contains("Update:Replace"), "{policy}");
+        assert!(policy.contains("LogicalResourceId/UserPool"), "{policy}");
+        let versioning = cloud
+            .aws
+            .s3
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            versioning.status,
+            Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        );
+        let described = cloud
+            .aws
+            .ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            described.table.unwrap().deletion_protection_enabled,
+            Some(true)
+        );
+        let pool = aws_sdk_cognitoidentityprovider::Client::new(&sdk)
+            .describe_user_pool()
+            .user_pool_id(pool)
+            .send()
+            .await
+            .unwrap()
+            .user_pool
+            .unwrap();
+        assert_eq!(
+            pool.deletion_protection,
+            Some(aws_sdk_cognitoidentityprovider::types::DeletionProtectionType::Active)
+        );
+    });
+    // `down` leaves a termination-protected stage alone.
+    cloud
+        .deployer(&["down", "--stacks-dir", dir])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("termination protection"));
+    assert_eq!(cloud.stacks(), vec!["cloudalbum-local".to_owned()]);
+}
+
+#[test]
+fn replacing_data_is_refused_with_exit_4_unless_allowed() {
+    let cloud = Cloud::start();
+    let first = cloud.json(&["up"]);
+    let bucket = first["outputs"]["BucketName"].as_str().unwrap().to_owned();
+    let stack_before = cloud.rt.block_on(deployer::deploy::stack::describe(
+        &cloud.aws,
+        "cloudalbum-local",
+    ));
+    let stack_before = stack_before.unwrap().unwrap();
+
+    // A new bucket name replaces the bucket: `plan` marks it, `up` refuses it.
+    let renamed = stacks_with("bucket:\n", "bucket:\n  name: renamed-photo-bucket\n");
+    let dir = renamed.path().to_str().unwrap();
+    let plan = cloud.json(&["plan", "--stacks-dir", dir]);
+    let risks = plan["data_at_risk"].as_array().unwrap();
+    assert_eq!(risks.len(), 1, "{plan}");
+    assert_eq!(risks[0]["logical_id"], "PhotoBucket");
+    cloud
+        .deployer(&["up", "--stacks-dir", dir])
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains(
+            "refused: the change would replace or delete data",
+        ))
+        .stderr(predicates::str::contains("PhotoBucket (AWS::S3::Bucket)"))
+        .stderr(predicates::str::contains("--allow-replace PhotoBucket"));
+    // Nothing changed: same stack state, the bucket is there, no new one.
+    let stack_after = cloud
+        .rt
+        .block_on(deployer::deploy::stack::describe(
+            &cloud.aws,
+            "cloudalbum-local",
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stack_after.status, stack_before.status);
+    assert_eq!(stack_after.last_updated, stack_before.last_updated);
+    let buckets = cloud.buckets();
+    assert!(buckets.contains(&bucket), "{buckets:?}");
+    assert!(
+        !buckets.iter().any(|b| b == "renamed-photo-bucket"),
+        "{buckets:?}"
+    );
+
+    // Allowing another resource is not enough; naming the bucket is.
+    cloud
+        .deployer(&["up", "--stacks-dir", dir, "--allow-replace", "PhotoTable"])
+        .assert()
+        .code(4);
+    let replaced = cloud.json(&["up", "--stacks-dir", dir, "--allow-replace", "PhotoBucket"]);
+    assert_eq!(replaced["status"], "UPDATE_COMPLETE", "{replaced}");
+    assert_eq!(replaced["outputs"]["BucketName"], "renamed-photo-bucket");
+}
+
+/// A request: method, URI and its `x-amz-expected-bucket-owner`.
+type Recorded = (String, String, Option<String>);
+
+/// Records each request the client sends.
+#[derive(Debug, Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>);
+
+impl aws_sdk_s3::config::Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "Recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        self.0.lock().unwrap().push((
+            request.method().to_owned(),
+            request.uri().to_owned(),
+            request
+                .headers()
+                .get("x-amz-expected-bucket-owner")
+                .map(str::to_owned),
+        ));
+        Ok(())
+    }
+}
+
+/// AWS does not show it on the emulator (which ignores bucket ownership), so
+/// the requests are checked: every call on the predictable artifacts bucket
+/// names the account that must own it.
+#[test]
+fn every_call_on_the_artifacts_bucket_names_its_expected_owner() {
+    use deployer::deploy::artifacts;
+    let cloud = Cloud::start();
+    let account = cloud.rt.block_on(cloud.aws.account_id()).unwrap();
+    let recorder = Recorder::default();
+    let sdk = sdk_config(&cloud);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let aws = Aws {
+        s3,
+        ..cloud.aws.clone()
+    };
+    let bucket = cloud
+        .rt
+        .block_on(artifacts::ensure_bucket(&aws, &account))
+        .unwrap();
+    for expected in [true, false] {
+        let uploaded = cloud
+            .rt
+            .block_on(artifacts::upload_if_missing(
+                &aws,
+                &bucket,
+                &account,
+                "bootstrap/test.zip",
+                b"zip",
+            ))
+            .unwrap();
+        assert_eq!(uploaded, expected);
+    }
+    // Again, now that it exists.
+    cloud
+        .rt
+        .block_on(artifacts::ensure_bucket(&aws, &account))
+        .unwrap();
+    let requests = recorder.0.lock().unwrap().clone();
+    assert!(requests.len() >= 8, "{requests:?}");
+    for (method, uri, owner) in &requests {
+        assert!(uri.contains(&bucket), "{method} {uri}");
+        let is_create = method == "PUT" && uri.trim_end_matches('/').ends_with(&bucket);
+        if is_create {
+            continue; // CreateBucket has no owner to expect
+        }
+        assert_eq!(owner.as_deref(), Some(account.as_str()), "{method} {uri}");
+    }
+    // The bucket is TLS-only.
+    let policy = cloud.rt.block_on(async {
+        cloud
+            .aws
+            .s3
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap()
+    });
+    assert!(policy.contains("aws:SecureTransport"), "{policy}");
+}
+
+#[test]
+fn a_stage_of_another_account_is_refused_before_anything_changes() {
+    let cloud = Cloud::start();
+    let account = cloud.rt.block_on(cloud.aws.account_id()).unwrap();
+    let other = if account == "111111111111" {
+        "222222222222"
+    } else {
+        "111111111111"
+    };
+    let stacks = stacks_with(
+        "app: cloudalbum\n",
+        &format!("app: cloudalbum\naccount_id: \"{other}\"\n"),
+    );
+    for command in ["up", "plan", "down", "status"] {
+        cloud
+            .deployer(&[command, "--stacks-dir", stacks.path().to_str().unwrap()])
+            .assert()
+            .code(3)
+            .stderr(predicates::str::contains(format!(
+                "belong to account {account}"
+            )))
+            .stderr(predicates::str::contains(format!(
+                "lives in account {other}"
+            )))
+            .stderr(predicates::str::contains("--profile"));
+    }
+    assert!(cloud.stacks().is_empty(), "{:?}", cloud.stacks());
+    assert!(cloud.buckets().is_empty(), "{:?}", cloud.buckets());
+    // The right account goes ahead.
+    let right = stacks_with(
+        "app: cloudalbum\n",
+        &format!("app: cloudalbum\naccount_id: \"{account}\"\n"),
+    );
+    cloud
+        .deployer(&["down", "--stacks-dir", right.path().to_str().unwrap()])
+        .assert()
+        .success();
+}
+
+#[test]
 fn missing_credentials_exit_3_with_the_fix() {
     let home = tempfile::tempdir().unwrap();
     deployer()
@@ -925,7 +1216,7 @@ fn missing_credentials_exit_3_with_the_fix() {
 #[test]
 fn the_bootstrap_needs_no_newer_glibc_than_lambda_has() {
     // Built by the lifecycle tests (or here, if this runs first).
-    let path = deployer::artifact::build_bootstrap(
+    let path = deployer::deploy::artifacts::build_bootstrap(
         &project_dir(),
         deployer::stage::Architecture::X86_64,
         true,
@@ -958,7 +1249,7 @@ fn the_bootstrap_needs_no_newer_glibc_than_lambda_has() {
         newest.1
     );
     assert_eq!(
-        deployer::artifact::newest_glibc(&std::fs::read(&path).unwrap()),
+        deployer::deploy::artifacts::newest_glibc(&std::fs::read(&path).unwrap()),
         Some(newest)
     );
 }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use deployer::synth::Format;
+use deployer::template::synth::Format;
 
 use crate::support::{project_dir, stages, template};
 

@@ -48,8 +48,8 @@ pub fn dev_yaml_with(from: &str, to: &str) -> String {
 }
 
 /// Synthesizes `stage` through the library, as `deployer synth` does.
-pub fn template(stage: &str, endpoint: Option<&str>) -> deployer::synth::Template {
+pub fn template(stage: &str, endpoint: Option<&str>) -> deployer::template::synth::Template {
     let stage = deployer::stage::Stage::load(&project_dir(), stage).unwrap();
-    let target = deployer::commands::synth::target(&stage, endpoint);
-    deployer::synth::synthesize(&deployer::model::StageModel::build(&stage, &target))
+    let target = deployer::template::composition::Target::of(&stage, endpoint);
+    deployer::template::composition::stage_template(&stage, &target)
 }

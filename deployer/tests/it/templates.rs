@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use deployer::stage::Stage;
-use deployer::synth::Format;
+use deployer::template::synth::Format;
 use serde_json::{Value, json};
 
 use crate::support::{project_dir, stages, template};
@@ -70,7 +70,6 @@ fn every_required_resource_type_and_output_is_present() {
             "AWS::DynamoDB::Table",
             "AWS::Cognito::UserPool",
             "AWS::Cognito::UserPoolClient",
-            "AWS::Cognito::UserPoolDomain",
             "AWS::IAM::Role",
             "AWS::Logs::LogGroup",
             "AWS::Lambda::Function",
@@ -83,6 +82,8 @@ fn every_required_resource_type_and_output_is_present() {
         ] {
             assert!(types.contains(kind), "{stage}: no {kind}");
         }
+        // The app has its own sign-in forms: no hosted-UI domain to squat or pay for.
+        assert!(!types.contains("AWS::Cognito::UserPoolDomain"), "{stage}");
         let outputs: BTreeSet<&str> = t.as_json()["Outputs"]
             .as_object()
             .unwrap()
@@ -159,15 +160,15 @@ fn table_capacity_and_retention_follow_the_stage_file() {
             throughput["WriteCapacityUnits"],
             json!(stage.config.table.write_capacity.get())
         );
-        let policy = if stage.config.retain_data {
-            "Retain"
+        let (deletion, replace) = if stage.config.retain_data {
+            ("RetainExceptOnCreate", "Retain")
         } else {
-            "Delete"
+            ("Delete", "Delete")
         };
         for kind in ["AWS::DynamoDB::Table", "AWS::S3::Bucket"] {
             let r = resource_of_type(t.as_json(), kind);
-            assert_eq!(r["DeletionPolicy"], policy, "{stage_name} {kind}");
-            assert_eq!(r["UpdateReplacePolicy"], policy, "{stage_name} {kind}");
+            assert_eq!(r["DeletionPolicy"], deletion, "{stage_name} {kind}");
+            assert_eq!(r["UpdateReplacePolicy"], replace, "{stage_name} {kind}");
         }
         assert_eq!(
             table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
@@ -180,14 +181,40 @@ fn table_capacity_and_retention_follow_the_stage_file() {
 fn prod_retains_data_and_dev_does_not() {
     let prod = template("prod", None);
     let dev = template("dev", None);
-    assert_eq!(
-        resource_of_type(prod.as_json(), "AWS::S3::Bucket")["DeletionPolicy"],
-        "Retain"
-    );
-    assert_eq!(
-        resource_of_type(dev.as_json(), "AWS::S3::Bucket")["DeletionPolicy"],
-        "Delete"
-    );
+    // Everything a user needs survives a retained stage's `down`: the table,
+    // the bucket and the user pool (photos are keyed by the pool's `sub`).
+    // `RetainExceptOnCreate`: a failed first create leaves nothing behind.
+    for kind in [
+        "AWS::S3::Bucket",
+        "AWS::DynamoDB::Table",
+        "AWS::Cognito::UserPool",
+    ] {
+        let retained = resource_of_type(prod.as_json(), kind);
+        assert_eq!(retained["DeletionPolicy"], "RetainExceptOnCreate", "{kind}");
+        assert_eq!(retained["UpdateReplacePolicy"], "Retain", "{kind}");
+        assert_eq!(
+            resource_of_type(dev.as_json(), kind)["DeletionPolicy"],
+            "Delete",
+            "{kind}"
+        );
+    }
+    let pool = &resource_of_type(prod.as_json(), "AWS::Cognito::UserPool")["Properties"];
+    assert_eq!(pool["DeletionProtection"], "ACTIVE");
+    let table = &resource_of_type(prod.as_json(), "AWS::DynamoDB::Table")["Properties"];
+    assert_eq!(table["DeletionProtectionEnabled"], true);
+    let bucket = &resource_of_type(prod.as_json(), "AWS::S3::Bucket")["Properties"];
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let expiry = bucket["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["Id"] == "ExpireOldVersions")
+        .unwrap();
+    assert_eq!(expiry["NoncurrentVersionExpiration"]["NoncurrentDays"], 30);
+    let dev_bucket = &resource_of_type(dev.as_json(), "AWS::S3::Bucket")["Properties"];
+    assert!(dev_bucket.get("VersioningConfiguration").is_none());
+    let dev_pool = &resource_of_type(dev.as_json(), "AWS::Cognito::UserPool")["Properties"];
+    assert_eq!(dev_pool["DeletionProtection"], "INACTIVE");
 }
 
 #[test]
@@ -235,7 +262,7 @@ fn function_runs_provided_al2023_with_code_from_parameters() {
 fn an_endpoint_adds_the_emulator_settings_only() {
     let aws = template("dev", None);
     let local = template("dev", Some("http://127.0.0.1:4599"));
-    let env = |t: &deployer::synth::Template| {
+    let env = |t: &deployer::template::synth::Template| {
         resource_of_type(t.as_json(), "AWS::Lambda::Function")["Properties"]["Environment"]
             ["Variables"]
             .clone()

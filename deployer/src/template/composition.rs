@@ -1,16 +1,29 @@
-//! The typed resources of one stage.
+//! CloudAlbum's composition: the resources of one stage.
 //!
-//! [`StageModel::build`] turns a validated stage file into resources whose
-//! cross-references are typed [`Handle`]s; `synth` turns the model into a
-//! template. Every resource kind is a variant of [`Resource`], which `synth`
-//! matches exhaustively: a new kind does not compile until synthesis handles it.
+//! [`StageModel::build`] turns a validated stage file into resources of the
+//! vocabulary in [`super::resources`], whose cross-references are typed
+//! [`Handle`]s; [`super::synth`] turns the model into a template. The names the
+//! app reads back (environment, table keys, prefixes, outputs) come from the
+//! `contract` crate. What differs on an emulator endpoint is asked of
+//! [`crate::emulator`], never decided here.
 
-use crate::intrinsic::{Expr, Handle, LogicalId, Pseudo, Reference, Sub};
+use contract::{env, prefix, table};
+
+use crate::emulator;
 use crate::stage::{Stage, StageConfig};
+use crate::template::intrinsic::{Expr, Handle, LogicalId, Pseudo, Sub};
+use crate::template::resources::{
+    ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, CorsRule, Effect,
+    Function, HasHandle, KeyAttribute, LambdaPermission, LogGroup, MethodTarget, Output, Parameter,
+    Resource, RestApi, Role, StageModel, Statement, Table, Tags, UserPool, UserPoolClient,
+};
+use crate::template::synth::{Template, resource_json, synthesize};
 
 /// Logical ids. Stable forever: renaming one replaces the resource.
 pub mod ids {
-    use crate::intrinsic::LogicalId;
+    use contract::outputs;
+
+    use crate::template::intrinsic::LogicalId;
 
     pub const CODE_BUCKET: LogicalId = LogicalId::new("CodeBucket");
     pub const CODE_KEY: LogicalId = LogicalId::new("CodeKey");
@@ -19,7 +32,6 @@ pub mod ids {
     pub const TABLE: LogicalId = LogicalId::new("PhotoTable");
     pub const USER_POOL: LogicalId = LogicalId::new("UserPool");
     pub const USER_POOL_CLIENT: LogicalId = LogicalId::new("UserPoolClient");
-    pub const USER_POOL_DOMAIN: LogicalId = LogicalId::new("UserPoolDomain");
     pub const LOG_GROUP: LogicalId = LogicalId::new("AppLogGroup");
     pub const ROLE: LogicalId = LogicalId::new("AppRole");
     pub const FUNCTION: LogicalId = LogicalId::new("AppFunction");
@@ -31,30 +43,14 @@ pub mod ids {
     pub const API_STAGE: LogicalId = LogicalId::new("ApiStage");
     pub const API_PERMISSION: LogicalId = LogicalId::new("ApiInvokePermission");
 
-    pub const OUT_API_URL: LogicalId = LogicalId::new("ApiUrl");
-    pub const OUT_STATIC_URL: LogicalId = LogicalId::new("StaticUrl");
-    pub const OUT_BUCKET_NAME: LogicalId = LogicalId::new("BucketName");
-    pub const OUT_TABLE_NAME: LogicalId = LogicalId::new("TableName");
-    pub const OUT_USER_POOL_ID: LogicalId = LogicalId::new("UserPoolId");
-    pub const OUT_USER_POOL_CLIENT_ID: LogicalId = LogicalId::new("UserPoolClientId");
-    pub const OUT_FUNCTION_NAME: LogicalId = LogicalId::new("FunctionName");
+    pub const OUT_API_URL: LogicalId = LogicalId::new(outputs::API_URL);
+    pub const OUT_STATIC_URL: LogicalId = LogicalId::new(outputs::STATIC_URL);
+    pub const OUT_BUCKET_NAME: LogicalId = LogicalId::new(outputs::BUCKET_NAME);
+    pub const OUT_TABLE_NAME: LogicalId = LogicalId::new(outputs::TABLE_NAME);
+    pub const OUT_USER_POOL_ID: LogicalId = LogicalId::new(outputs::USER_POOL_ID);
+    pub const OUT_USER_POOL_CLIENT_ID: LogicalId = LogicalId::new(outputs::USER_POOL_CLIENT_ID);
+    pub const OUT_FUNCTION_NAME: LogicalId = LogicalId::new(outputs::FUNCTION_NAME);
 }
-
-/// The table's key schema: the app's data contract (DESIGN 4.2).
-pub mod table_keys {
-    /// Partition key: the user's Cognito `sub`.
-    pub const PARTITION: &str = "user_id";
-    /// Sort key: a time-sortable photo id, so the album is a `Query`, newest first.
-    pub const SORT: &str = "photo_id";
-    /// Index of a user's photos by the date they were taken (sparse: only photos with a date).
-    pub const BY_TAKEN_DATE_INDEX: &str = "by_taken_date";
-    pub const TAKEN_AT: &str = "taken_at";
-}
-
-/// Objects under this prefix are photos and thumbnails: private.
-pub const PHOTOS_PREFIX: &str = "photos/";
-/// Objects under this prefix are the site's assets: public-read.
-pub const STATIC_PREFIX: &str = "static/";
 
 /// Where the stage is deployed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,332 +61,25 @@ pub enum Target {
     Endpoint(String),
 }
 
-// ---------------------------------------------------------------------------
-// Resources
-
-pub type Tags = Vec<(String, String)>;
-
-#[derive(Debug, Clone)]
-pub struct Parameter {
-    pub id: LogicalId,
-    pub description: &'static str,
-}
-
-#[derive(Debug, Clone)]
-pub struct CorsRule {
-    pub allowed_origins: Vec<String>,
-    pub allowed_methods: Vec<String>,
-    pub allowed_headers: Vec<String>,
-    pub exposed_headers: Vec<String>,
-    pub max_age_s: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct Bucket {
-    pub id: LogicalId,
-    /// Fixed name from the stage file; `None` lets CloudFormation generate one.
-    pub name: Option<String>,
-    pub cors: CorsRule,
-    pub retain: bool,
-    pub tags: Tags,
-}
-
-#[derive(Debug, Clone)]
-pub struct BucketPolicy {
-    pub id: LogicalId,
-    pub bucket: Handle<Bucket>,
-    pub statements: Vec<Statement>,
-}
-
-#[derive(Debug, Clone)]
-pub struct KeyAttribute {
-    pub name: &'static str,
-    /// `S`, `N` or `B`.
-    pub kind: &'static str,
-}
-
-#[derive(Debug, Clone)]
-pub struct SecondaryIndex {
-    pub name: &'static str,
-    pub partition: KeyAttribute,
-    pub sort: KeyAttribute,
-}
-
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub id: LogicalId,
-    pub partition: KeyAttribute,
-    pub sort: KeyAttribute,
-    pub indexes: Vec<SecondaryIndex>,
-    /// Literal numbers from the stage file (never a `Ref`; see EMULATOR.md).
-    pub read_capacity: u32,
-    pub write_capacity: u32,
-    pub point_in_time_recovery: bool,
-    pub retain: bool,
-    pub tags: Tags,
-}
-
-#[derive(Debug, Clone)]
-pub struct UserPool {
-    pub id: LogicalId,
-    pub name: String,
-    pub password_min_length: u32,
-    pub tags: Tags,
-}
-
-#[derive(Debug, Clone)]
-pub struct UserPoolClient {
-    pub id: LogicalId,
-    pub pool: Handle<UserPool>,
-    pub name: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct UserPoolDomain {
-    pub id: LogicalId,
-    pub pool: Handle<UserPool>,
-    pub domain: Expr,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogGroup {
-    pub id: LogicalId,
-    pub name: String,
-    pub retention_days: u32,
-    pub tags: Tags,
-}
-
-/// One IAM policy statement. Actions are always named: never `*`.
-#[derive(Debug, Clone)]
-pub struct Statement {
-    pub sid: &'static str,
-    pub effect: Effect,
-    pub principal: Option<Expr>,
-    pub actions: Vec<&'static str>,
-    pub resources: Vec<Expr>,
-    pub condition: Option<Expr>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    Allow,
-    Deny,
-}
-
-#[derive(Debug, Clone)]
-pub struct Role {
-    pub id: LogicalId,
-    pub policy_name: &'static str,
-    pub statements: Vec<Statement>,
-    pub tags: Tags,
-}
-
-#[derive(Debug, Clone)]
-pub struct Function {
-    pub id: LogicalId,
-    pub name: String,
-    pub role: Handle<Role>,
-    pub code_bucket: Handle<Parameter>,
-    pub code_key: Handle<Parameter>,
-    pub architecture: &'static str,
-    pub memory_mb: u32,
-    pub timeout_s: u32,
-    pub environment: Vec<(&'static str, Expr)>,
-    /// The log group must exist (with its retention) before the function logs.
-    pub log_group: Handle<LogGroup>,
-    pub tags: Tags,
-}
-
-#[derive(Debug, Clone)]
-pub struct RestApi {
-    pub id: LogicalId,
-    pub name: String,
-    pub binary_media_types: Vec<&'static str>,
-    pub tags: Tags,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiResource {
-    pub id: LogicalId,
-    pub api: Handle<RestApi>,
-    pub path_part: &'static str,
-}
-
-/// What an API method is attached to.
-#[derive(Debug, Clone, Copy)]
-pub enum MethodTarget {
-    Root,
-    Resource(Handle<ApiResource>),
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiMethod {
-    pub id: LogicalId,
-    pub api: Handle<RestApi>,
-    pub target: MethodTarget,
-    pub function: Handle<Function>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiDeployment {
-    pub id: LogicalId,
-    pub api: Handle<RestApi>,
-    /// A deployment snapshots the methods, so it must come after them.
-    pub methods: Vec<Handle<ApiMethod>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiStage {
-    pub id: LogicalId,
-    pub api: Handle<RestApi>,
-    pub deployment: Handle<ApiDeployment>,
-    pub name: String,
-    pub tags: Tags,
-}
-
-#[derive(Debug, Clone)]
-pub struct LambdaPermission {
-    pub id: LogicalId,
-    pub function: Handle<Function>,
-    pub source_arn: Expr,
-}
-
-/// Every resource kind a stage can hold.
-#[derive(Debug, Clone)]
-pub enum Resource {
-    Bucket(Bucket),
-    BucketPolicy(BucketPolicy),
-    Table(Table),
-    UserPool(UserPool),
-    UserPoolClient(UserPoolClient),
-    UserPoolDomain(UserPoolDomain),
-    LogGroup(LogGroup),
-    Role(Role),
-    Function(Function),
-    RestApi(RestApi),
-    ApiResource(ApiResource),
-    ApiMethod(ApiMethod),
-    ApiDeployment(ApiDeployment),
-    ApiStage(ApiStage),
-    LambdaPermission(LambdaPermission),
-}
-
-impl Resource {
-    pub fn id(&self) -> LogicalId {
-        match self {
-            Self::Bucket(r) => r.id,
-            Self::BucketPolicy(r) => r.id,
-            Self::Table(r) => r.id,
-            Self::UserPool(r) => r.id,
-            Self::UserPoolClient(r) => r.id,
-            Self::UserPoolDomain(r) => r.id,
-            Self::LogGroup(r) => r.id,
-            Self::Role(r) => r.id,
-            Self::Function(r) => r.id,
-            Self::RestApi(r) => r.id,
-            Self::ApiResource(r) => r.id,
-            Self::ApiMethod(r) => r.id,
-            Self::ApiDeployment(r) => r.id,
-            Self::ApiStage(r) => r.id,
-            Self::LambdaPermission(r) => r.id,
-        }
+impl Target {
+    /// `--endpoint-url` wins over the stage file's `endpoint_url`; neither means AWS.
+    pub fn of(stage: &Stage, endpoint_override: Option<&str>) -> Self {
+        endpoint_override
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .or_else(|| {
+                stage
+                    .config
+                    .endpoint_url
+                    .as_ref()
+                    .map(|url| url.as_str().trim_end_matches('/').to_owned())
+            })
+            .map_or(Self::Aws, Self::Endpoint)
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub id: LogicalId,
-    pub description: &'static str,
-    pub value: Expr,
-}
-
-// ---------------------------------------------------------------------------
-// Typed attributes: only what each resource type really has.
-
-impl Handle<Parameter> {
-    pub fn value(&self) -> Reference {
-        self.reference()
-    }
-}
-impl Handle<Bucket> {
-    pub fn name(&self) -> Reference {
-        self.reference()
-    }
-    pub fn arn(&self) -> Reference {
-        self.attribute("Arn")
-    }
-}
-impl Handle<Table> {
-    pub fn name(&self) -> Reference {
-        self.reference()
-    }
-    pub fn arn(&self) -> Reference {
-        self.attribute("Arn")
-    }
-}
-impl Handle<UserPool> {
-    pub fn pool_id(&self) -> Reference {
-        self.reference()
-    }
-    pub fn arn(&self) -> Reference {
-        self.attribute("Arn")
-    }
-}
-impl Handle<UserPoolClient> {
-    pub fn client_id(&self) -> Reference {
-        self.reference()
-    }
-}
-impl Handle<LogGroup> {
-    pub fn name(&self) -> Reference {
-        self.reference()
-    }
-    pub fn arn(&self) -> Reference {
-        self.attribute("Arn")
-    }
-}
-impl Handle<Role> {
-    pub fn arn(&self) -> Reference {
-        self.attribute("Arn")
-    }
-}
-impl Handle<Function> {
-    pub fn name(&self) -> Reference {
-        self.reference()
-    }
-    pub fn arn(&self) -> Reference {
-        self.attribute("Arn")
-    }
-}
-impl Handle<RestApi> {
-    pub fn api_id(&self) -> Reference {
-        self.reference()
-    }
-    pub fn root_resource_id(&self) -> Reference {
-        self.attribute("RootResourceId")
-    }
-}
-impl Handle<ApiResource> {
-    pub fn resource_id(&self) -> Reference {
-        self.reference()
-    }
-}
-impl Handle<ApiDeployment> {
-    pub fn deployment_id(&self) -> Reference {
-        self.reference()
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The model
-
-/// All resources, parameters and outputs of one stage, in template order.
-#[derive(Debug, Clone)]
-pub struct StageModel {
-    pub description: String,
-    pub parameters: Vec<Parameter>,
-    pub resources: Vec<Resource>,
-    pub outputs: Vec<Output>,
+/// The template of `stage` deployed to `target`.
+pub fn stage_template(stage: &Stage, target: &Target) -> Template {
+    synthesize(&StageModel::build(stage, target))
 }
 
 /// `arn:${AWS::Partition}:<service>:${AWS::Region}:${AWS::AccountId}:` as a `Sub` prefix.
@@ -404,6 +93,9 @@ fn regional_arn(service: &str) -> Sub {
         .pseudo(Pseudo::AccountId)
         .lit(":")
 }
+
+/// How long a retained stage keeps overwritten or deleted photo versions.
+pub const NONCURRENT_VERSION_DAYS: u32 = 30;
 
 /// What every builder below needs to know about the stage.
 struct Ctx<'a> {
@@ -425,7 +117,7 @@ impl StageModel {
             tags: tags(&stage.config, stage.name.as_str()),
         };
         let (bucket, bucket_policy, table) = data_resources(&ctx);
-        let (pool, client, domain) = auth_resources(&ctx);
+        let (pool, client) = auth_resources(&ctx);
         let (code_bucket, code_key) = code_parameters();
         let app = AppResources::build(
             &ctx,
@@ -455,7 +147,6 @@ impl StageModel {
             Resource::Table(table),
             Resource::UserPool(pool),
             Resource::UserPoolClient(client),
-            Resource::UserPoolDomain(domain),
             Resource::LogGroup(app.log_group),
             Resource::Role(app.role),
             Resource::Function(app.function),
@@ -472,39 +163,6 @@ impl StageModel {
         }
     }
 }
-
-/// A resource's typed handle, taken from the resource itself.
-pub trait HasHandle: Sized {
-    fn logical_id(&self) -> LogicalId;
-    fn handle(&self) -> Handle<Self> {
-        Handle::new(self.logical_id())
-    }
-}
-
-macro_rules! has_handle {
-    ($($kind:ident),* $(,)?) => {
-        $(impl HasHandle for $kind {
-            fn logical_id(&self) -> LogicalId {
-                self.id
-            }
-        })*
-    };
-}
-
-has_handle!(
-    Parameter,
-    Bucket,
-    Table,
-    UserPool,
-    UserPoolClient,
-    LogGroup,
-    Role,
-    Function,
-    RestApi,
-    ApiResource,
-    ApiMethod,
-    ApiDeployment,
-);
 
 fn code_parameters() -> (Parameter, Parameter) {
     (
@@ -538,6 +196,9 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
             max_age_s: config.bucket.cors_max_age.get(),
         },
         retain: config.retain_data,
+        // A retained stage keeps every photo's earlier versions for a month:
+        // an app bug that overwrites or deletes one can be undone.
+        noncurrent_versions_days: config.retain_data.then_some(NONCURRENT_VERSION_DAYS),
         tags: ctx.tags.clone(),
     };
     let bucket_h = bucket.handle();
@@ -567,13 +228,11 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
     let key = |name| KeyAttribute { name, kind: "S" };
     let table = Table {
         id: ids::TABLE,
-        partition: key(table_keys::PARTITION),
-        sort: key(table_keys::SORT),
-        indexes: vec![SecondaryIndex {
-            name: table_keys::BY_TAKEN_DATE_INDEX,
-            partition: key(table_keys::PARTITION),
-            sort: key(table_keys::TAKEN_AT),
-        }],
+        partition: key(table::PARTITION_KEY),
+        sort: key(table::SORT_KEY),
+        // No index: the album, search and map all `Query` the user's own
+        // partition; an index nothing queries only costs capacity.
+        indexes: Vec::new(),
         read_capacity: config.table.read_capacity.get(),
         write_capacity: config.table.write_capacity.get(),
         point_in_time_recovery: config
@@ -581,17 +240,22 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
             .point_in_time_recovery
             .unwrap_or(config.retain_data),
         retain: config.retain_data,
+        deletion_protection: config.retain_data,
         tags: ctx.tags.clone(),
     };
     (bucket, bucket_policy, table)
 }
 
-/// The user pool, the web app's client and the pool's domain.
-fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient, UserPoolDomain) {
+/// The user pool and the web app's client. No hosted-UI domain: the app has
+/// its own forms.
+fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient) {
     let pool = UserPool {
         id: ids::USER_POOL,
         name: ctx.stack.clone(),
         password_min_length: 8,
+        // Photos are keyed by the user's `sub`: a bucket that outlives its
+        // pool is data nobody can reach, so the pool is retained with them.
+        retain: ctx.config.retain_data,
         tags: ctx.tags.clone(),
     };
     let client = UserPoolClient {
@@ -599,17 +263,7 @@ fn auth_resources(ctx: &Ctx<'_>) -> (UserPool, UserPoolClient, UserPoolDomain) {
         pool: pool.handle(),
         name: format!("{}-web", ctx.stack),
     };
-    let domain = UserPoolDomain {
-        id: ids::USER_POOL_DOMAIN,
-        pool: pool.handle(),
-        // Domain prefixes are global per region: make it unique per account.
-        domain: Sub::new()
-            .pseudo(Pseudo::StackName)
-            .lit("-")
-            .pseudo(Pseudo::AccountId)
-            .build(),
-    };
-    (pool, client, domain)
+    (pool, client)
 }
 
 /// What the function is given access to.
@@ -707,7 +361,12 @@ impl ApiResources {
             function,
         };
         let deployment = ApiDeployment {
-            id: ids::API_DEPLOYMENT,
+            id: deployment_id(&[
+                Resource::RestApi(api.clone()),
+                Resource::ApiResource(proxy.clone()),
+                Resource::ApiMethod(root_method.clone()),
+                Resource::ApiMethod(proxy_method.clone()),
+            ]),
             api: api_h,
             methods: vec![root_method.handle(), proxy_method.handle()],
         };
@@ -749,6 +408,18 @@ impl ApiResources {
             Resource::LambdaPermission(self.permission),
         ]
     }
+}
+
+/// A deployment is an immutable snapshot of the API (its resources, methods,
+/// integrations and binary media types): its id carries a hash of what it
+/// snapshots, so a changed API gets a new deployment and the stage moves to it.
+fn deployment_id(snapshot: &[Resource]) -> LogicalId {
+    let text = snapshot.iter().fold(String::new(), |mut text, r| {
+        use std::fmt::Write as _;
+        let _ = writeln!(text, "{} {}", r.id(), resource_json(r));
+        text
+    });
+    ids::API_DEPLOYMENT.with_content_hash(text.as_bytes())
 }
 
 fn outputs(
@@ -863,14 +534,14 @@ fn app_statements(
             vec![
                 Sub::new()
                     .var(bucket.arn())
-                    .lit(format!("/{PHOTOS_PREFIX}*"))
+                    .lit(format!("/{}*", prefix::PHOTOS))
                     .build(),
             ],
         ),
         Statement {
             condition: Some(Expr::map([(
                 "StringLike",
-                Expr::map([("s3:prefix", Expr::str(format!("{PHOTOS_PREFIX}*")))]),
+                Expr::map([("s3:prefix", Expr::str(format!("{}*", prefix::PHOTOS)))]),
             )])),
             ..allow(
                 "ListOwnPhotos",
@@ -895,31 +566,31 @@ fn app_statements(
 fn environment(ctx: &Ctx<'_>, deps: &AppDeps) -> Vec<(&'static str, Expr)> {
     let config = ctx.config;
     let mut env = vec![
-        ("STAGE", Expr::str(ctx.stage)),
-        ("TABLE_NAME", deps.table.name().into()),
-        ("BUCKET_NAME", deps.bucket.name().into()),
-        ("USER_POOL_ID", deps.pool.pool_id().into()),
-        ("USER_POOL_CLIENT_ID", deps.client.client_id().into()),
-        ("COGNITO_ISSUER", cognito_issuer(deps.pool)),
-        ("STATIC_URL", static_url(ctx.target, deps.bucket)),
+        (env::STAGE, Expr::str(ctx.stage)),
+        (env::TABLE_NAME, deps.table.name().into()),
+        (env::BUCKET_NAME, deps.bucket.name().into()),
+        (env::USER_POOL_ID, deps.pool.pool_id().into()),
+        (env::USER_POOL_CLIENT_ID, deps.client.client_id().into()),
+        (env::COGNITO_ISSUER, cognito_issuer(deps.pool)),
+        (env::STATIC_URL, static_url(ctx.target, deps.bucket)),
         (
-            "THUMBNAIL_WIDTH",
+            env::THUMBNAIL_WIDTH,
             Expr::str(config.thumbnail.width.to_string()),
         ),
         (
-            "THUMBNAIL_HEIGHT",
+            env::THUMBNAIL_HEIGHT,
             Expr::str(config.thumbnail.height.to_string()),
         ),
         (
-            "MAX_UPLOAD_BYTES",
-            Expr::str((u64::from(config.photos.max_upload_mb.get()) * 1024 * 1024).to_string()),
+            env::MAX_UPLOAD_BYTES,
+            Expr::str((u64::from(config.photos.max_upload_mb.get()) * contract::MB).to_string()),
         ),
         // API Gateway REST events carry the stage in the path; routes don't.
-        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", Expr::str("true")),
+        (env::IGNORE_STAGE_IN_PATH, Expr::str("true")),
     ];
-    env.extend(endpoint_override::function_environment(
-        ctx.target, deps.pool,
-    ));
+    if let Target::Endpoint(url) = ctx.target {
+        env.extend(emulator::function_environment(url, deps.pool));
+    }
     env
 }
 
@@ -947,7 +618,7 @@ fn api_url(target: &Target, api: Handle<RestApi>, stage: &str) -> Expr {
             .pseudo(Pseudo::UrlSuffix)
             .lit(format!("/{stage}/"))
             .build(),
-        Target::Endpoint(url) => endpoint_override::api_url(url, api, stage),
+        Target::Endpoint(url) => emulator::api_url(url, api, stage),
     }
 }
 
@@ -960,74 +631,11 @@ fn static_url(target: &Target, bucket: Handle<Bucket>) -> Expr {
             .pseudo(Pseudo::Region)
             .lit(".")
             .pseudo(Pseudo::UrlSuffix)
-            .lit(format!("/{STATIC_PREFIX}"))
+            .lit(format!("/{}", prefix::STATIC))
             .build(),
-        Target::Endpoint(url) => endpoint_override::static_url(url, bucket),
+        Target::Endpoint(url) => emulator::static_url(url, bucket),
     }
 }
-
-/// What changes when a stage is deployed to an AWS-compatible endpoint (the
-/// local emulator) instead of AWS. Everything here exists only because the
-/// emulator differs from AWS (see EMULATOR.md); nothing here applies on AWS.
-pub mod endpoint_override {
-    use super::{Bucket, Expr, Handle, RestApi, STATIC_PREFIX, Sub, Target, UserPool};
-
-    /// The emulator does not hand its endpoint to functions: tell the SDK in the
-    /// function where AWS is, and where the pool's signing keys are served.
-    pub fn function_environment(
-        target: &Target,
-        pool: Handle<UserPool>,
-    ) -> Vec<(&'static str, Expr)> {
-        match target {
-            Target::Aws => Vec::new(),
-            Target::Endpoint(url) => vec![
-                ("AWS_ENDPOINT_URL", Expr::str(url.as_str())),
-                (
-                    "COGNITO_JWKS_URL",
-                    Sub::new()
-                        .lit(format!("{url}/"))
-                        .var(pool.pool_id())
-                        .lit("/.well-known/jwks.json")
-                        .build(),
-                ),
-            ],
-        }
-    }
-
-    /// The emulator serves a REST API at `http://<api-id>.execute-api.localhost:<port>/<stage>/`
-    /// when it listens on loopback, and under `/_aws/execute-api/<api-id>/<stage>/` otherwise.
-    pub fn api_url(endpoint: &str, api: Handle<RestApi>, stage: &str) -> Expr {
-        let (scheme, authority) = endpoint.split_once("://").unwrap_or(("http", endpoint));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        if matches!(host, "127.0.0.1" | "localhost") {
-            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-            Sub::new()
-                .lit(format!("{scheme}://"))
-                .var(api.api_id())
-                .lit(format!(".execute-api.localhost{port}/{stage}/"))
-                .build()
-        } else {
-            Sub::new()
-                .lit(format!("{endpoint}/_aws/execute-api/"))
-                .var(api.api_id())
-                .lit(format!("/{stage}/"))
-                .build()
-        }
-    }
-
-    /// Path-style addressing: `<endpoint>/<bucket>/static/`.
-    pub fn static_url(endpoint: &str, bucket: Handle<Bucket>) -> Expr {
-        Sub::new()
-            .lit(format!("{endpoint}/"))
-            .var(bucket.name())
-            .lit(format!("/{STATIC_PREFIX}"))
-            .build()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1060,7 +668,7 @@ mod tests {
             declared.len(),
             model.resources.len() + model.parameters.len()
         );
-        let synthesized = crate::synth::synthesize(&model);
+        let synthesized = crate::template::synth::synthesize(&model);
         for id in synthesized.referenced_ids() {
             assert!(
                 declared.contains(&id),
@@ -1123,21 +731,122 @@ mod tests {
                 })
                 .unwrap()
         };
-        assert!(!env_names(&aws).contains(&"AWS_ENDPOINT_URL"));
-        assert!(env_names(&local).contains(&"AWS_ENDPOINT_URL"));
-        assert!(env_names(&local).contains(&"COGNITO_JWKS_URL"));
+        assert!(!env_names(&aws).contains(&env::AWS_ENDPOINT_URL));
+        assert!(env_names(&local).contains(&env::AWS_ENDPOINT_URL));
+        assert!(env_names(&local).contains(&env::COGNITO_JWKS_URL));
     }
 
     #[test]
     fn emulator_api_url_uses_the_execute_api_localhost_host() {
         let api = Handle::<RestApi>::new(ids::API);
         assert_eq!(
-            endpoint_override::api_url("http://127.0.0.1:4566", api, "local").to_json(),
+            emulator::api_url("http://127.0.0.1:4566", api, "local").to_json(),
             serde_json::json!({"Fn::Sub": "http://${Api}.execute-api.localhost:4566/local/"})
         );
         assert_eq!(
-            endpoint_override::api_url("http://emu.internal:80", api, "local").to_json(),
+            emulator::api_url("http://emu.internal:80", api, "local").to_json(),
             serde_json::json!({"Fn::Sub": "http://emu.internal:80/_aws/execute-api/${Api}/local/"})
+        );
+    }
+
+    fn deployment_of(model: &StageModel) -> String {
+        model
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::ApiDeployment(d) => Some(d.id.to_string()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_api_deployment_id_changes_when_the_api_does() {
+        let model = StageModel::build(&stage(DEV), &Target::Aws);
+        let id = deployment_of(&model);
+        assert!(id.starts_with("ApiDeployment") && id.len() == 23, "{id}");
+        // Same API, same id: an unrelated change (capacity) keeps it.
+        let capacity = StageModel::build(
+            &stage(
+                "app: cloudalbum\nregion: ap-southeast-1\ntable: { read_capacity: 8, write_capacity: 9 }\n",
+            ),
+            &Target::Aws,
+        );
+        assert_eq!(deployment_of(&capacity), id);
+        // The stage points at the deployment with that id.
+        let template = crate::template::synth::synthesize(&model);
+        assert_eq!(
+            template.as_json()["Resources"]["ApiStage"]["Properties"]["DeploymentId"],
+            serde_json::json!({ "Ref": id })
+        );
+        // A changed API (binary media types, a method) is a new deployment.
+        let api: Vec<Resource> = model
+            .resources
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Resource::RestApi(_) | Resource::ApiResource(_) | Resource::ApiMethod(_)
+                )
+            })
+            .cloned()
+            .collect();
+        assert_eq!(deployment_id(&api).to_string(), id);
+        let mut more_types = api.clone();
+        for resource in &mut more_types {
+            if let Resource::RestApi(api) = resource {
+                api.binary_media_types.push("application/pdf");
+            }
+        }
+        assert_ne!(deployment_id(&more_types).to_string(), id);
+        let mut other_path = api.clone();
+        for resource in &mut other_path {
+            if let Resource::ApiResource(r) = resource {
+                r.path_part = "{any+}";
+            }
+        }
+        assert_ne!(deployment_id(&other_path).to_string(), id);
+        assert_ne!(deployment_id(&api[..3]).to_string(), id, "a method removed");
+        // Another function behind the API (a new integration URI) too.
+        let other = StageModel::build(
+            &stage("app: photos\nregion: ap-southeast-1\n"),
+            &Target::Aws,
+        );
+        assert_ne!(deployment_of(&other), id);
+    }
+
+    #[test]
+    fn names_derived_from_the_longest_app_and_stage_obey_each_services_rules() {
+        use crate::stage::{MAX_APP_NAME, MAX_STAGE_NAME};
+        let app = format!("a{}", "b".repeat(MAX_APP_NAME - 1));
+        let mut s = stage(&format!("app: {app}\nregion: ap-southeast-1\n"));
+        s.name = StageName::parse(&"s".repeat(MAX_STAGE_NAME)).unwrap();
+        let model = StageModel::build(&s, &Target::Aws);
+        let stack = s.stack_name();
+        // CloudFormation: 1-128, a letter first, then letters, digits, hyphens.
+        assert!(stack.len() <= 128 && stack.starts_with(|c: char| c.is_ascii_alphabetic()));
+        assert!(stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        for resource in &model.resources {
+            match resource {
+                // Lambda: 1-64 of letters, digits, hyphens, underscores.
+                Resource::Function(f) => assert!(f.name.len() <= 64, "{}", f.name),
+                // CloudWatch Logs: up to 512.
+                Resource::LogGroup(g) => assert!(g.name.len() <= 512, "{}", g.name),
+                // Cognito: pool and client names up to 128.
+                Resource::UserPool(p) => assert!(p.name.len() <= 128, "{}", p.name),
+                Resource::UserPoolClient(c) => assert!(c.name.len() <= 128, "{}", c.name),
+                // API Gateway names: up to 1024; stage names: letters, digits, `-`, `_`, up to 128.
+                Resource::RestApi(a) => assert!(a.name.len() <= 1024, "{}", a.name),
+                Resource::ApiStage(st) => assert!(st.name.len() <= 128, "{}", st.name),
+                // No role name is set: CloudFormation generates one within IAM's 64.
+                _ => {}
+            }
+        }
+        assert!(
+            StageModel::build(&s, &Target::Aws)
+                .resources
+                .iter()
+                .any(|r| matches!(r, Resource::Function(f) if f.name.len() == 64))
         );
     }
 

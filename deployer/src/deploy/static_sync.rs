@@ -7,12 +7,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use contract::prefix::STATIC as STATIC_PREFIX;
 use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
 use crate::digest::hex;
-use crate::model::STATIC_PREFIX;
 
 /// Uploads in flight at once.
 const PARALLEL_UPLOADS: usize = 32;
@@ -277,9 +277,26 @@ pub async fn delete_keys<'a>(
     bucket: &str,
     keys: impl Iterator<Item = &'a str>,
 ) -> Result<(), AwsError> {
+    let versions: Vec<(&str, Option<&str>)> = keys.map(|k| (k, None)).collect();
+    delete_versions(aws, bucket, &versions).await
+}
+
+/// Deletes objects (a key, and a version id for a given version) in one request.
+pub async fn delete_versions(
+    aws: &Aws,
+    bucket: &str,
+    versions: &[(&str, Option<&str>)],
+) -> Result<(), AwsError> {
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-    let objects: Vec<ObjectIdentifier> = keys
-        .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+    let objects: Vec<ObjectIdentifier> = versions
+        .iter()
+        .filter_map(|(key, version)| {
+            ObjectIdentifier::builder()
+                .key(*key)
+                .set_version_id(version.map(str::to_owned))
+                .build()
+                .ok()
+        })
         .collect();
     if objects.is_empty() {
         return Ok(());

@@ -9,9 +9,16 @@ use std::marker::PhantomData;
 ///
 /// Ids are constants in code; [`LogicalId::new`] is a `const fn`, so a bad id
 /// fails the build, not a deployment. Renaming one replaces the resource, so
-/// they never change once shipped.
+/// they never change once shipped — except where replacing is the point: an
+/// immutable resource (an API Gateway deployment) takes a hash of its content
+/// as a suffix ([`LogicalId::with_content_hash`]), so new content is a new
+/// resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LogicalId(&'static str);
+pub struct LogicalId {
+    base: &'static str,
+    /// 40 bits of a content hash, written as 10 hex digits after `base`.
+    content_hash: Option<u64>,
+}
 
 impl LogicalId {
     pub const fn new(id: &'static str) -> Self {
@@ -28,17 +35,57 @@ impl LogicalId {
             );
             i += 1;
         }
-        Self(id)
+        assert!(
+            bytes.len() <= 255 - HASH_DIGITS,
+            "logical id must leave room for a content hash"
+        );
+        Self {
+            base: id,
+            content_hash: None,
+        }
     }
 
-    pub const fn as_str(self) -> &'static str {
-        self.0
+    /// This id with a suffix derived from `content` (SHA-256, 40 bits): the
+    /// same content gives the same id, other content another one.
+    #[must_use]
+    pub fn with_content_hash(self, content: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(content);
+        let hash = digest
+            .iter()
+            .take(HASH_DIGITS / 2)
+            .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+        Self {
+            base: self.base,
+            content_hash: Some(hash),
+        }
+    }
+
+    /// The id as written in code, without a content hash.
+    pub const fn base(self) -> &'static str {
+        self.base
+    }
+
+    /// The fixed id as written in code; `None` for one with a content hash,
+    /// whose full id only its `Display` gives.
+    pub const fn fixed(self) -> Option<&'static str> {
+        match self.content_hash {
+            None => Some(self.base),
+            Some(_) => None,
+        }
     }
 }
 
+/// Hex digits of a content hash suffix.
+const HASH_DIGITS: usize = 10;
+
 impl fmt::Display for LogicalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.base)?;
+        match self.content_hash {
+            Some(hash) => write!(f, "{hash:0HASH_DIGITS$X}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -208,10 +255,10 @@ impl Expr {
                     .map(|(k, v)| (k.clone(), v.to_json()))
                     .collect::<Map<_, _>>(),
             ),
-            Self::Reference(Reference::Ref(id)) => json!({ "Ref": id.as_str() }),
+            Self::Reference(Reference::Ref(id)) => json!({ "Ref": id.to_string() }),
             Self::Reference(Reference::Pseudo(pseudo)) => json!({ "Ref": pseudo.name() }),
             Self::Reference(Reference::GetAtt(id, attribute)) => {
-                json!({ "Fn::GetAtt": [id.as_str(), attribute] })
+                json!({ "Fn::GetAtt": [id.to_string(), attribute] })
             }
             Self::Sub(parts) => {
                 let has_variables = parts.iter().any(|p| matches!(p, SubPart::Reference(_)));

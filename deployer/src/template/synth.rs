@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::intrinsic::{Expr, LogicalId, Pseudo, Sub};
-use crate::model::{
+use crate::template::intrinsic::{Expr, LogicalId, Pseudo, Sub};
+use crate::template::resources::{
     ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, Effect, Function,
     LambdaPermission, LogGroup, MethodTarget, Resource, RestApi, Role, StageModel, Statement,
-    Table, Tags, UserPool, UserPoolClient, UserPoolDomain,
+    Table, Tags, UserPool, UserPoolClient,
 };
 
 /// CloudFormation's limit for a template passed inline as `TemplateBody`.
@@ -148,20 +148,15 @@ pub fn synthesize(model: &StageModel) -> Template {
 }
 
 /// One resource: `Type`, then policies and `DependsOn` where any, then `Properties`.
-fn resource_json(resource: &Resource) -> Value {
+pub fn resource_json(resource: &Resource) -> Value {
     let (kind, properties, extra) = match resource {
         Resource::Bucket(r) => ("AWS::S3::Bucket", bucket(r), retention(r.retain)),
         Resource::BucketPolicy(r) => ("AWS::S3::BucketPolicy", bucket_policy(r), Vec::new()),
         Resource::Table(r) => ("AWS::DynamoDB::Table", table(r), retention(r.retain)),
-        Resource::UserPool(r) => ("AWS::Cognito::UserPool", user_pool(r), Vec::new()),
+        Resource::UserPool(r) => ("AWS::Cognito::UserPool", user_pool(r), retention(r.retain)),
         Resource::UserPoolClient(r) => (
             "AWS::Cognito::UserPoolClient",
             user_pool_client(r),
-            Vec::new(),
-        ),
-        Resource::UserPoolDomain(r) => (
-            "AWS::Cognito::UserPoolDomain",
-            user_pool_domain(r),
             Vec::new(),
         ),
         Resource::LogGroup(r) => ("AWS::Logs::LogGroup", log_group(r), Vec::new()),
@@ -173,7 +168,7 @@ fn resource_json(resource: &Resource) -> Value {
         Resource::ApiDeployment(r) => (
             "AWS::ApiGateway::Deployment",
             api_deployment(r),
-            depends_on(r.methods.iter().map(crate::intrinsic::Handle::id)),
+            depends_on(r.methods.iter().map(crate::template::intrinsic::Handle::id)),
         ),
         Resource::ApiStage(r) => ("AWS::ApiGateway::Stage", api_stage(r), Vec::new()),
         Resource::LambdaPermission(r) => {
@@ -190,16 +185,24 @@ fn resource_json(resource: &Resource) -> Value {
 }
 
 /// `DeletionPolicy` and `UpdateReplacePolicy`: data survives `down` where asked.
+/// `DeletionPolicy` and `UpdateReplacePolicy`: data survives `down` where
+/// asked. `RetainExceptOnCreate`: a failed first create leaves nothing behind.
 fn retention(retain: bool) -> Vec<(&'static str, Value)> {
-    let policy = if retain { "Retain" } else { "Delete" };
-    vec![
-        ("DeletionPolicy", json!(policy)),
-        ("UpdateReplacePolicy", json!(policy)),
-    ]
+    if retain {
+        vec![
+            ("DeletionPolicy", json!("RetainExceptOnCreate")),
+            ("UpdateReplacePolicy", json!("Retain")),
+        ]
+    } else {
+        vec![
+            ("DeletionPolicy", json!("Delete")),
+            ("UpdateReplacePolicy", json!("Delete")),
+        ]
+    }
 }
 
 fn depends_on(ids: impl Iterator<Item = LogicalId>) -> Vec<(&'static str, Value)> {
-    let ids: Vec<Value> = ids.map(|id| json!(id.as_str())).collect();
+    let ids: Vec<Value> = ids.map(|id| json!(id.to_string())).collect();
     vec![("DependsOn", Value::Array(ids))]
 }
 
@@ -245,17 +248,7 @@ fn bucket(b: &Bucket) -> Expr {
         ),
         (
             "LifecycleConfiguration",
-            Expr::map([(
-                "Rules",
-                Expr::list([Expr::map([
-                    ("Id", Expr::str("AbortIncompleteUploads")),
-                    ("Status", Expr::str("Enabled")),
-                    (
-                        "AbortIncompleteMultipartUpload",
-                        Expr::map([("DaysAfterInitiation", 7u32.into())]),
-                    ),
-                ])]),
-            )]),
+            Expr::map([("Rules", Expr::list(lifecycle_rules(b)))]),
         ),
         // ACLs enabled (owner-preferred) so `static/` objects can be public-read…
         (
@@ -280,7 +273,37 @@ fn bucket(b: &Bucket) -> Expr {
         ),
         ("Tags", tag_list(&b.tags)),
     ]);
+    if b.noncurrent_versions_days.is_some() {
+        props.push((
+            "VersioningConfiguration",
+            Expr::map([("Status", Expr::str("Enabled"))]),
+        ));
+    }
     Expr::map(props)
+}
+
+fn lifecycle_rules(b: &Bucket) -> Vec<Expr> {
+    let mut rules = vec![Expr::map([
+        ("Id", Expr::str("AbortIncompleteUploads")),
+        ("Status", Expr::str("Enabled")),
+        (
+            "AbortIncompleteMultipartUpload",
+            Expr::map([("DaysAfterInitiation", 7u32.into())]),
+        ),
+    ])];
+    if let Some(days) = b.noncurrent_versions_days {
+        // An overwritten or deleted photo can be brought back for this long.
+        rules.push(Expr::map([
+            ("Id", Expr::str("ExpireOldVersions")),
+            ("Status", Expr::str("Enabled")),
+            (
+                "NoncurrentVersionExpiration",
+                Expr::map([("NoncurrentDays", days.into())]),
+            ),
+            ("ExpiredObjectDeleteMarker", true.into()),
+        ]));
+    }
+    rules
 }
 
 fn statement(s: &Statement) -> Expr {
@@ -351,7 +374,7 @@ fn table(t: &Table) -> Expr {
             ]),
         ])
     };
-    Expr::map([
+    let mut properties = vec![
         (
             "AttributeDefinitions",
             Expr::list(attributes.iter().map(|(name, kind)| {
@@ -362,7 +385,10 @@ fn table(t: &Table) -> Expr {
             })),
         ),
         ("BillingMode", Expr::str("PROVISIONED")),
-        (
+        ("DeletionProtectionEnabled", t.deletion_protection.into()),
+    ];
+    if !t.indexes.is_empty() {
+        properties.push((
             "GlobalSecondaryIndexes",
             Expr::list(t.indexes.iter().map(|index| {
                 Expr::map([
@@ -378,7 +404,9 @@ fn table(t: &Table) -> Expr {
                     ("ProvisionedThroughput", throughput()),
                 ])
             })),
-        ),
+        ));
+    }
+    properties.extend([
         ("KeySchema", key_schema(t.partition.name, t.sort.name)),
         (
             "PointInTimeRecoverySpecification",
@@ -390,7 +418,8 @@ fn table(t: &Table) -> Expr {
         ("ProvisionedThroughput", throughput()),
         ("SSESpecification", Expr::map([("SSEEnabled", true.into())])),
         ("Tags", tag_list(&t.tags)),
-    ])
+    ]);
+    Expr::map(properties)
 }
 
 fn user_pool(p: &UserPool) -> Expr {
@@ -406,6 +435,10 @@ fn user_pool(p: &UserPool) -> Expr {
             )]),
         ),
         ("AutoVerifiedAttributes", Expr::strings(["email"])),
+        (
+            "DeletionProtection",
+            Expr::str(if p.retain { "ACTIVE" } else { "INACTIVE" }),
+        ),
         (
             "Policies",
             Expr::map([(
@@ -463,13 +496,6 @@ fn user_pool_client(c: &UserPoolClient) -> Expr {
         ),
         ("WriteAttributes", Expr::strings(["email", "name"])),
         ("UserPoolId", c.pool.pool_id().into()),
-    ])
-}
-
-fn user_pool_domain(d: &UserPoolDomain) -> Expr {
-    Expr::map([
-        ("Domain", d.domain.clone()),
-        ("UserPoolId", d.pool.pool_id().into()),
     ])
 }
 

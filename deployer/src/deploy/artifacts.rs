@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::aws::{Aws, AwsError};
+use crate::deploy::preflight::BucketAnswer;
 use crate::digest::sha256_hex;
 use crate::stage::Architecture;
 
@@ -179,6 +180,10 @@ pub struct BuildStamp {
     binary_meta: (u128, u64),
     inputs: Vec<(PathBuf, (u128, u64))>,
     env: Vec<(String, String)>,
+    /// `rustc -vV` of the toolchain that built it. Its compiler binary and
+    /// rustup's settings are among `inputs`, so a toolchain update or switch
+    /// makes the stamp stale without running `rustc` on every deploy.
+    toolchain: String,
 }
 
 impl BuildStamp {
@@ -210,6 +215,8 @@ impl BuildStamp {
         ] {
             files.push(project_dir.join(manifest));
         }
+        let toolchain = Toolchain::of(project_dir)?;
+        files.extend(toolchain.files);
         files.sort();
         files.dedup();
         Some(Self {
@@ -223,6 +230,7 @@ impl BuildStamp {
                 })
                 .collect(),
             env: build_env(),
+            toolchain: toolchain.version,
         })
     }
 
@@ -240,6 +248,40 @@ impl BuildStamp {
             && self.inputs_now() == self.inputs
             && build_env() == self.env)
             .then(|| self.binary.clone())
+    }
+}
+
+/// The toolchain cargo builds with in a project.
+struct Toolchain {
+    /// `rustc -vV`.
+    version: String,
+    /// The compiler binary and rustup's settings: they change when the
+    /// toolchain is updated or switched.
+    files: Vec<PathBuf>,
+}
+
+impl Toolchain {
+    fn of(project_dir: &Path) -> Option<Self> {
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let run = |args: &[&str]| {
+            let out = Command::new(&rustc)
+                .current_dir(project_dir)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        let version = run(&["-vV"])?;
+        let sysroot = PathBuf::from(run(&["--print", "sysroot"])?);
+        let rustup_home = std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".rustup")));
+        let mut files = vec![sysroot.join("bin/rustc")];
+        files.extend(rustup_home.map(|home| home.join("settings.toml")));
+        Some(Self { version, files })
     }
 }
 
@@ -362,8 +404,10 @@ pub fn bucket_name(account: &str, region: &str) -> String {
     format!("deployer-artifacts-{account}-{region}")
 }
 
-/// The artifacts bucket of this account and region: private and encrypted,
-/// created on first use.
+/// The artifacts bucket of this account and region: private, encrypted and
+/// TLS-only, created on first use. Its name is predictable, so every call on
+/// it says which account must own it (`ExpectedBucketOwner`): a bucket of that
+/// name that belongs to someone else is refused, never written to.
 pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError> {
     use aws_sdk_s3::types::{
         BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
@@ -371,8 +415,17 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
         ServerSideEncryptionRule,
     };
     let name = bucket_name(account, &aws.region);
-    if aws.s3.head_bucket().bucket(&name).send().await.is_ok() {
-        return Ok(name);
+    match crate::deploy::preflight::fetch_bucket_answer(aws, &name, account).await? {
+        BucketAnswer::Owned => return Ok(name),
+        BucketAnswer::Forbidden => {
+            return Err(AwsError::foreign_bucket(
+                "s3:ListBucket",
+                aws.target(),
+                &name,
+                account,
+            ));
+        }
+        BucketAnswer::Missing => {}
     }
     let mut create = aws.s3.create_bucket().bucket(&name);
     if aws.region != "us-east-1" {
@@ -395,6 +448,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
     aws.s3
         .put_public_access_block()
         .bucket(&name)
+        .expected_bucket_owner(account)
         .public_access_block_configuration(
             PublicAccessBlockConfiguration::builder()
                 .block_public_acls(true)
@@ -417,6 +471,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
     aws.s3
         .put_bucket_encryption()
         .bucket(&name)
+        .expected_bucket_owner(account)
         .server_side_encryption_configuration(
             ServerSideEncryptionConfiguration::builder()
                 .rules(rule)
@@ -426,7 +481,31 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("s3:PutBucketEncryption", aws.target(), e))?;
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&name)
+        .expected_bucket_owner(account)
+        .policy(tls_only_policy(&name))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:PutBucketPolicy", aws.target(), e))?;
     Ok(name)
+}
+
+/// The artifacts bucket's policy: no request without TLS.
+pub fn tls_only_policy(bucket: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+        }]
+    })
+    .to_string()
 }
 
 /// Uploads `bytes` under `key` unless an object is already there (keys are
@@ -435,6 +514,7 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
 pub async fn upload_if_missing(
     aws: &Aws,
     bucket: &str,
+    owner: &str,
     key: &str,
     bytes: &[u8],
 ) -> Result<bool, AwsError> {
@@ -442,6 +522,7 @@ pub async fn upload_if_missing(
         .s3
         .head_object()
         .bucket(bucket)
+        .expected_bucket_owner(owner)
         .key(key)
         .send()
         .await
@@ -452,6 +533,7 @@ pub async fn upload_if_missing(
     aws.s3
         .put_object()
         .bucket(bucket)
+        .expected_bucket_owner(owner)
         .key(key)
         .body(bytes.to_vec().into())
         .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
@@ -552,6 +634,32 @@ mod tests {
         let stamp = BuildStamp::after_build(project, &binary).unwrap();
         std::fs::create_dir_all(project.join(".cargo")).unwrap();
         std::fs::write(project.join(".cargo/config.toml"), "[build]").unwrap();
+        assert_eq!(stamp.fresh_binary(), None);
+    }
+
+    #[test]
+    fn a_build_stamp_records_the_toolchain_and_goes_stale_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path();
+        let binary = project.join("target/release/bootstrap");
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::write(&binary, "binary").unwrap();
+        std::fs::write(
+            binary.with_extension("d"),
+            format!("{}: \n", binary.display()),
+        )
+        .unwrap();
+        let mut stamp = BuildStamp::after_build(project, &binary).unwrap();
+        assert!(stamp.toolchain.starts_with("rustc "), "{}", stamp.toolchain);
+        assert!(stamp.toolchain.contains("host: "), "{}", stamp.toolchain);
+        assert_eq!(stamp.fresh_binary(), Some(binary.clone()));
+        // An updated compiler (another modification time) makes it stale.
+        let compiler = stamp
+            .inputs
+            .iter_mut()
+            .find(|(path, _)| path.ends_with("bin/rustc"))
+            .unwrap();
+        compiler.1.0 += 1;
         assert_eq!(stamp.fresh_binary(), None);
     }
 

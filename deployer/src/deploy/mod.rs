@@ -1,0 +1,25 @@
+//! The deploy pipeline as library steps, each usable alone; `up`, `plan`,
+//! `local`, `down` and the tests compose them (as cargo's commands compose
+//! its `ops`):
+//!
+//! [`session`] (stage, target, clients, printer) → [`prepare`] (template and
+//! code) → [`artifacts`] (the code in the artifacts bucket) → [`change_set`] →
+//! [`apply`] (wait with progress; stuck states) → [`static_sync`] → [`report`].
+//! [`pipeline`] runs them in that order; [`teardown`] deletes a stage without
+//! losing data; [`stack`] reads stack state and events.
+
+pub mod apply;
+pub mod artifacts;
+pub mod change_set;
+pub mod error;
+pub mod function;
+pub mod guard;
+pub mod pipeline;
+pub mod preflight;
+pub mod prepare;
+pub mod report;
+pub mod session;
+pub mod stack;
+pub mod static_files;
+pub mod static_sync;
+pub mod teardown;

@@ -1,0 +1,194 @@
+//! The pipeline, step after step: prepared template and code → artifacts →
+//! change set → apply → (emulator fix-ups) → static sync → report. `up`,
+//! `local` and the app's tests deploy through [`deploy`]; `plan` stops after
+//! the change set ([`plan`]).
+
+use std::path::Path;
+
+use contract::outputs;
+
+use crate::deploy::apply::{self, Before};
+use crate::deploy::artifacts::{self, Artifact};
+use crate::deploy::change_set::{self, ChangeSet, split_changes};
+use crate::deploy::error::DeployError;
+use crate::deploy::prepare::Prepared;
+use crate::deploy::report::{ArtifactReport, PlanReport, Stopwatch, Timings, UpReport};
+use crate::deploy::session::Session;
+use crate::deploy::stack;
+use crate::deploy::static_sync;
+use crate::deploy::{guard, preflight};
+use crate::emulator;
+use crate::template::composition::Target;
+
+/// Deploys a prepared stage: uploads the code, creates and applies its change
+/// set, syncs `static_dir` to the bucket, and reports what happened.
+pub async fn deploy(
+    session: &Session,
+    prepared: &Prepared,
+    static_dir: &Path,
+) -> Result<UpReport, DeployError> {
+    let total = Stopwatch::start();
+    session.printer.info(format_args!(
+        "deploying stage `{}` (stack `{}`) to {}",
+        session.stage.name,
+        session.stack,
+        session.aws.target()
+    ));
+    let mut timings = Timings {
+        build: prepared.build_ms,
+        ..Timings::default()
+    };
+
+    preflight::check_before_deploy(session).await?;
+    let watch = Stopwatch::start();
+    let artifact = upload_code(session, &prepared.artifact).await?;
+    timings.upload = watch.millis();
+
+    let watch = Stopwatch::start();
+    let create = match apply::stack_before(session).await? {
+        Before::Missing => true,
+        Before::Ready(_) => false,
+        Before::RollbackComplete(stack) => {
+            apply::recreate_failed(session, &stack).await?;
+            true
+        }
+    };
+    let source = change_set::template_source(
+        session,
+        &prepared.template,
+        Some((&artifact.bucket, &artifact.owner)),
+    )
+    .await?;
+    let change_set =
+        change_set::stage_change_set(session, create, source, &artifact.bucket, &artifact.key)
+            .await?;
+    timings.change_set = watch.millis();
+
+    let watch = Stopwatch::start();
+    let applied = apply::apply(session, change_set, create).await?;
+    timings.apply = watch.millis();
+
+    let stack = session.deployed_stack().await?;
+    let bucket_name = stack
+        .outputs
+        .get(outputs::BUCKET_NAME)
+        .cloned()
+        .ok_or_else(|| {
+            DeployError::Failed(format!(
+                "stack `{}` has no `{}` output",
+                stack.name,
+                outputs::BUCKET_NAME
+            ))
+        })?;
+    if !applied.up_to_date && matches!(session.target, Target::Endpoint(_)) {
+        emulator::after_deploy(&session.aws.s3, &bucket_name).await?;
+    }
+
+    let watch = Stopwatch::start();
+    let static_files = static_sync::sync(&session.aws, &bucket_name, static_dir).await?;
+    timings.static_files = watch.millis();
+    session.printer.info(&static_files);
+    timings.total = total.millis();
+
+    Ok(UpReport {
+        stage: session.stage.name.to_string(),
+        stack: stack.name.clone(),
+        target: session.aws.target(),
+        status: stack.status.clone(),
+        up_to_date: applied.up_to_date,
+        url: stack.outputs.get(outputs::API_URL).cloned(),
+        outputs: stack.outputs,
+        changes: applied.changes,
+        dependent_changes: applied.dependent_changes,
+        artifact,
+        static_files,
+        timings_ms: timings,
+    })
+}
+
+/// Puts the code in the artifacts bucket unless it is there already.
+async fn upload_code(
+    session: &Session,
+    artifact: &Artifact,
+) -> Result<ArtifactReport, DeployError> {
+    let account = session.aws.account_id().await?;
+    let bucket = artifacts::ensure_bucket(&session.aws, &account).await?;
+    let uploaded = artifacts::upload_if_missing(
+        &session.aws,
+        &bucket,
+        &account,
+        &artifact.key,
+        &artifact.zip,
+    )
+    .await?;
+    if uploaded {
+        session.printer.info(format_args!(
+            "uploaded code {} ({} bytes)",
+            artifact.key,
+            artifact.zip.len()
+        ));
+    } else {
+        session
+            .printer
+            .detail(format_args!("code unchanged: {}", artifact.key));
+    }
+    Ok(ArtifactReport {
+        key: artifact.key.clone(),
+        bucket,
+        owner: account,
+        bytes: artifact.zip.len(),
+        uploaded,
+    })
+}
+
+/// What `up` would change: a change set, described and deleted; nothing is
+/// executed and no code is uploaded.
+pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, DeployError> {
+    let create = match apply::stack_before(session).await? {
+        Before::Missing => true,
+        Before::Ready(_) => false,
+        Before::RollbackComplete(stack) => {
+            return Err(DeployError::Failed(format!(
+                "stack `{}` is ROLLBACK_COMPLETE (its first deploy failed: {}); there is nothing to compare with. `deployer up` deletes it and creates it again",
+                stack.name,
+                stack
+                    .status_reason
+                    .as_deref()
+                    .unwrap_or("see the stack events")
+            )));
+        }
+    };
+    // The code bucket is only named, not written: a plan uploads nothing.
+    let account = session.aws.account_id().await?;
+    let bucket = artifacts::bucket_name(&account, &session.aws.region);
+    let source = change_set::template_source(session, &prepared.template, None).await?;
+    let change_set =
+        change_set::stage_change_set(session, create, source, &bucket, &prepared.artifact.key)
+            .await?;
+    let (changes, up_to_date) = match change_set {
+        ChangeSet::Empty => (Vec::new(), true),
+        ChangeSet::Ready { name, changes, .. } => {
+            change_set::delete_change_set(&session.aws, &session.stack, &name).await?;
+            if create {
+                // A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack
+                // behind; remove it so a plan changes nothing.
+                stack::delete_stack(&session.aws, &session.stack).await?;
+            }
+            (changes, false)
+        }
+    };
+    let (changes, dependent_changes) = split_changes(changes);
+    let all: Vec<_> = changes.iter().chain(&dependent_changes).cloned().collect();
+    let data_at_risk = guard::at_risk(&all);
+    Ok(PlanReport {
+        stage: session.stage.name.to_string(),
+        stack: session.stack.clone(),
+        target: session.aws.target(),
+        change_set_type: if create { "CREATE" } else { "UPDATE" },
+        up_to_date,
+        changes,
+        dependent_changes,
+        data_at_risk,
+        code_key: prepared.artifact.key.clone(),
+    })
+}

@@ -1,0 +1,62 @@
+//! The first step: the stage's template and its code, ready for a change set.
+//! No AWS calls.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::deploy::artifacts::{self, Artifact};
+use crate::deploy::error::DeployError;
+use crate::deploy::report::Stopwatch;
+use crate::deploy::session::Session;
+use crate::deploy::static_files;
+use crate::template::composition::stage_template;
+use crate::template::synth::Template;
+
+/// The template and code of a stage, ready for a change set.
+pub struct Prepared {
+    pub template: Template,
+    pub artifact: Artifact,
+    /// How long building the code took.
+    pub build_ms: u64,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("artifact", &self.artifact.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks that `static/` is complete (running the front-end step if not),
+/// synthesizes the template and builds the app's `bootstrap` from the project
+/// in `project_dir`.
+pub fn prepare(session: &Session, project_dir: &Path) -> Result<Prepared, DeployError> {
+    static_files::ensure_complete(project_dir, session.printer.quiet)?;
+    let template = stage_template(&session.stage, &session.target);
+    let watch = Stopwatch::start();
+    session
+        .printer
+        .detail("building the app's bootstrap (release)");
+    let printer = &session.printer;
+    let binary_path = artifacts::build_bootstrap(
+        project_dir,
+        session.stage.config.function.architecture,
+        printer.quiet || printer.verbose == 0,
+    )?;
+    let artifact = Artifact::for_binary(&binary_path)?;
+    Ok(Prepared {
+        template,
+        artifact,
+        build_ms: watch.millis(),
+    })
+}
+
+/// The stage's template with code built elsewhere (a test's stand-in).
+pub fn prepare_with_code(session: &Session, binary: &[u8]) -> Result<Prepared, DeployError> {
+    Ok(Prepared {
+        template: stage_template(&session.stage, &session.target),
+        artifact: Artifact::from_binary(binary)?,
+        build_ms: 0,
+    })
+}
