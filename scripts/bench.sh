@@ -3,7 +3,7 @@
 # - deployer: no-change deploy and static sync vs awscli and aws-sam-cli, on
 #   one fresh local cloud (deployer/benches/peers.rs);
 # - app: 12 MP JPEG thumbnail vs Pillow (app/benches/thumbnail.rs), and the
-#   album page of a user with 1,000 photos through the local server
+#   album and search pages of a user with 10,000 photos through the local server
 #   (app/benches/album.rs).
 #
 #   scripts/bench.sh            # BENCH_RUNS=7 by default

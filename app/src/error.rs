@@ -18,6 +18,9 @@ pub enum AppError {
     /// Well-formed request, content that cannot be used (a damaged image).
     #[error("{0}")]
     Unprocessable(String),
+    /// Another request changed the same thing meanwhile.
+    #[error("{0}")]
+    Conflict(String),
     /// Logged in full; the browser sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -31,6 +34,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,6 +70,43 @@ impl From<crate::images::ImageError> for AppError {
     }
 }
 
+impl From<crate::photos::objects::ObjectsError> for AppError {
+    fn from(err: crate::photos::objects::ObjectsError) -> Self {
+        use crate::photos::objects::ObjectsError as E;
+        match err {
+            E::Aws { .. } => Self::internal(err),
+            E::Missing | E::Empty => Self::BadRequest(err.to_string()),
+            E::TooLarge { .. } => Self::TooLarge(err.to_string()),
+            E::Taken(_) | E::SourceChanged => Self::Conflict(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::photos::table::TableError> for AppError {
+    fn from(err: crate::photos::table::TableError) -> Self {
+        use crate::photos::table::TableError as E;
+        match err {
+            E::Aws { .. } => Self::internal(err),
+            E::TooManyWords => Self::BadRequest(err.to_string()),
+            E::Changed | E::Exists(_) | E::Claimed(_) => Self::Conflict(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::photos::ingest::IngestError> for AppError {
+    fn from(err: crate::photos::ingest::IngestError) -> Self {
+        use crate::photos::ingest::IngestError as E;
+        match err {
+            E::Objects(e) => e.into(),
+            E::Table(e) => e.into(),
+            E::Image(e) => e.into(),
+            E::Internal(_) | E::Injected(_) => Self::internal(err),
+            E::Unknown | E::WrongType { .. } => Self::BadRequest(err.to_string()),
+            E::Busy => Self::Conflict(err.to_string()),
+        }
+    }
+}
+
 /// Carried by an error response to the page-rendering middleware.
 #[derive(Debug, Clone)]
 pub struct ErrorPage {
@@ -85,5 +126,49 @@ impl IntoResponse for AppError {
         let mut response = (page.status, page.message.clone()).into_response();
         response.extensions_mut().insert(page);
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::ImageError;
+    use crate::photos::ingest::IngestError;
+    use crate::photos::objects::ObjectsError;
+    use crate::photos::table::TableError;
+
+    #[test]
+    fn domain_errors_become_the_right_status_and_hide_internals() {
+        let cases: [(AppError, StatusCode); 7] = [
+            (IngestError::Busy.into(), StatusCode::CONFLICT),
+            (
+                IngestError::Objects(ObjectsError::TooLarge {
+                    size: 9 << 20,
+                    max: 2 << 20,
+                })
+                .into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                IngestError::Image(ImageError::NotAnImage).into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (IngestError::Unknown.into(), StatusCode::BAD_REQUEST),
+            (TableError::Changed.into(), StatusCode::CONFLICT),
+            (TableError::TooManyWords.into(), StatusCode::BAD_REQUEST),
+            (
+                TableError::Aws {
+                    action: "Query",
+                    table: "t".to_owned(),
+                    detail: "secret detail".to_owned(),
+                }
+                .into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status(), status, "{err}");
+            assert!(!err.public_message().contains("secret detail"));
+        }
     }
 }

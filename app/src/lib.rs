@@ -10,9 +10,10 @@ pub mod error;
 pub mod geo;
 pub mod html;
 pub mod images;
+pub mod metrics;
 pub mod pages;
+pub mod photos;
 pub mod state;
-pub mod store;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -21,7 +22,7 @@ use serde_json::json;
 
 pub use state::AppState;
 
-use pages::{account, photos};
+use pages::{account, photos as photo_pages};
 
 /// Forms are small: photos go to S3, never through the app.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -36,7 +37,7 @@ async fn health(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/", get(photos::album))
+        .route("/", get(photo_pages::album))
         .route("/signin", get(account::signin_page).post(account::signin))
         .route("/signup", get(account::signup_page).post(account::signup))
         .route(
@@ -50,21 +51,24 @@ pub fn router(state: AppState) -> Router {
             "/profile",
             get(account::profile_page).post(account::profile),
         )
-        .route("/photos", get(photos::album).post(photos::finish_upload))
-        .route("/photos/new", get(photos::upload_page))
-        .route("/photos/uploads", post(photos::upload_url))
-        .route("/photos/{id}", get(photos::detail))
+        .route(
+            "/photos",
+            get(photo_pages::album).post(photo_pages::finish_upload),
+        )
+        .route("/photos/new", get(photo_pages::upload_page))
+        .route("/photos/uploads", post(photo_pages::upload_url))
+        .route("/photos/{id}", get(photo_pages::detail))
         .route(
             "/photos/{id}/edit",
-            get(photos::edit_page).post(photos::edit),
+            get(photo_pages::edit_page).post(photo_pages::edit),
         )
         .route(
             "/photos/{id}/delete",
-            get(photos::delete_page).post(photos::delete),
+            get(photo_pages::delete_page).post(photo_pages::delete),
         )
-        .route("/photos/{id}/map", get(photos::map_one))
-        .route("/search", get(photos::search))
-        .route("/map", get(photos::map_all))
+        .route("/photos/{id}/map", get(photo_pages::map_one))
+        .route("/search", get(photo_pages::search))
+        .route("/map", get(photo_pages::map_all))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn_with_state(

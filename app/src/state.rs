@@ -8,7 +8,8 @@ use handlebars::Handlebars;
 use crate::auth::cognito::Cognito;
 use crate::auth::jwt::Verifier;
 use crate::config::{ConfigError, Settings};
-use crate::store::Store;
+use crate::metrics::WaitTimer;
+use crate::photos::{Objects, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -34,10 +35,14 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub settings: Settings,
-    pub s3: aws_sdk_s3::Client,
+    /// The photos' objects in the bucket.
+    pub objects: Objects,
+    /// The photos' items and search index in the table.
     pub store: Store,
     pub cognito: Cognito,
     pub verifier: Verifier,
+    /// Who may refresh tokens with Cognito now.
+    pub refresh_gate: crate::auth::session::RefreshGate,
     pub templates: Handlebars<'static>,
 }
 
@@ -95,23 +100,32 @@ impl AppState {
         config: &aws_config::SdkConfig,
         client_secret: Option<String>,
     ) -> Result<Self, StartError> {
-        let mut s3 = aws_sdk_s3::config::Builder::from(config);
+        // Every client times its calls (`metrics`): what AWS takes is told
+        // apart from what the app takes.
+        let mut s3 = aws_sdk_s3::config::Builder::from(config).interceptor(WaitTimer);
         if settings.endpoint.is_some() {
             s3 = s3.force_path_style(true);
         }
+        let ddb = aws_sdk_dynamodb::config::Builder::from(config).interceptor(WaitTimer);
+        let cognito =
+            aws_sdk_cognitoidentityprovider::config::Builder::from(config).interceptor(WaitTimer);
         let verifier = Verifier::new(&settings.jwks_url, &settings.issuer, &settings.client_id)?;
         Ok(Self(Arc::new(Inner {
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            objects: Objects::new(
+                aws_sdk_s3::Client::from_conf(s3.build()),
+                settings.bucket.clone(),
+            ),
             store: Store {
-                ddb: aws_sdk_dynamodb::Client::new(config),
+                ddb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
                 table: settings.table.clone(),
             },
             cognito: Cognito {
-                client: aws_sdk_cognitoidentityprovider::Client::new(config),
+                client: aws_sdk_cognitoidentityprovider::Client::from_conf(cognito.build()),
                 client_id: settings.client_id.clone(),
                 client_secret,
             },
             verifier,
+            refresh_gate: crate::auth::session::RefreshGate::default(),
             templates: crate::html::templates()?,
             settings,
         })))

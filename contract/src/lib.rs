@@ -61,6 +61,10 @@ pub mod prefix {
     pub const STATIC: &str = "static/";
     /// Under a user's photo prefix: the thumbnails.
     pub const THUMBNAILS: &str = "thumbnails/";
+    /// Where the browser uploads (`staging/<sub>/<id>.<ext>`) before the app
+    /// has verified the file; the bucket's lifecycle rule expires what is
+    /// left here after [`STAGING_EXPIRY_DAYS`](super::defaults::STAGING_EXPIRY_DAYS).
+    pub const STAGING: &str = "staging/";
 }
 
 /// The stack's outputs.
@@ -83,6 +87,8 @@ pub mod defaults {
     pub const MEMORY_MB: u32 = 512;
     /// The stage `deployer local` deploys, and the app's stage when none is set.
     pub const LOCAL_STAGE: &str = "local";
+    /// Days after which the bucket's lifecycle rule expires staged uploads.
+    pub const STAGING_EXPIRY_DAYS: u32 = 1;
 }
 
 /// Bytes in a megabyte, as Lambda and the stage file count them.

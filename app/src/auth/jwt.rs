@@ -19,7 +19,8 @@ pub enum TokenError {
     Malformed(String),
     #[error("token signed with `{0:?}`, only RS256 is accepted")]
     Algorithm(Algorithm),
-    #[error("no signing key `{0}` in the pool's JWKS")]
+    /// The `kid` is the token's (anyone's) text: shown escaped and bounded.
+    #[error("no signing key `{}` in the pool's JWKS", crate::auth::session::log_safe(.0, 64))]
     UnknownKey(String),
     #[error("token rejected: {0}")]
     Invalid(String),
@@ -131,9 +132,12 @@ impl Verifier {
             let due = last.is_none_or(|at| at.elapsed() >= REFETCH_AFTER);
             // Another request may have fetched while we waited for the lock.
             if !self.keys.read().await.contains_key(kid) && due {
+                // A failed fetch waits as long as a successful one: a flood
+                // of unknown `kid`s while the JWKS is unreachable costs one
+                // fetch a minute, not one a request.
+                *last = Some(Instant::now());
                 let fetched = self.fetch().await?;
                 *self.keys.write().await = fetched;
-                *last = Some(Instant::now());
             }
         }
         self.keys
@@ -183,6 +187,40 @@ mod tests {
 
     fn verifier() -> Verifier {
         Verifier::new("http://127.0.0.1:9/jwks.json", "https://issuer", "client").unwrap()
+    }
+
+    fn token_with_kid(kid: &str) -> String {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let header = serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": kid });
+        format!(
+            "{}.{}.c2ln",
+            b64(&header.to_string()),
+            b64(r#"{"sub":"x","token_use":"id","exp":9999999999}"#)
+        )
+    }
+
+    #[tokio::test]
+    async fn a_failed_jwks_fetch_starts_the_back_off() {
+        let v = verifier();
+        let first = v.verify(&token_with_kid("k1")).await.unwrap_err();
+        assert!(matches!(first, TokenError::Jwks { .. }), "{first}");
+        assert!(v.last_fetch.lock().await.is_some(), "no back-off started");
+        // Within the minute: no second fetch, the key is simply unknown.
+        let second = v.verify(&token_with_kid("k2")).await.unwrap_err();
+        assert!(matches!(second, TokenError::UnknownKey(_)), "{second}");
+    }
+
+    #[test]
+    fn a_kid_is_escaped_and_bounded_in_messages() {
+        let err = TokenError::UnknownKey(format!(
+            "k\n[ERROR] forged line\u{1b}[31m{}",
+            "x".repeat(500)
+        ));
+        let text = err.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("\\n[ERROR]"), "{text}");
+        assert!(text.len() < 200, "{}", text.len());
     }
 
     #[tokio::test]

@@ -47,10 +47,17 @@ fn check_len(value: &str, what: &str, max: usize) -> Result<String, String> {
     }
 }
 
-/// Where to go after signing in: only a path on this site.
+/// Where to go after signing in: only a path on this site (no scheme, no
+/// `//host`, no backslash a browser reads as a slash, no control character
+/// it strips or a header could break on).
 fn safe_next(session: &Session, next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
             if session.base.is_empty() || n.starts_with(&session.base) {
                 n.to_owned()
             } else {
@@ -138,7 +145,7 @@ pub async fn signin(
                 .verify(&tokens.id)
                 .await
                 .map_err(|e| AppError::Internal(format!("fresh ID token refused: {e}")))?;
-            let cookies = session.sign_in_cookies(&tokens, &claims.username);
+            let cookies = session.sign_in_cookies(&tokens, &claims.username)?;
             let to = safe_next(&session, form.next.as_deref());
             Ok((
                 AppendHeaders(cookies.into_iter().map(|c| (SET_COOKIE, c))),
@@ -285,7 +292,7 @@ pub async fn signout(
     Ok((
         AppendHeaders(
             session
-                .sign_out_cookies()
+                .sign_out_cookies()?
                 .into_iter()
                 .map(|c| (SET_COOKIE, c)),
         ),
@@ -452,10 +459,7 @@ pub async fn profile(
         // The ID token still carries the old name until it is refreshed:
         // drop it so the next request refreshes it.
         Ok(()) => Ok((
-            AppendHeaders([(
-                SET_COOKIE,
-                crate::auth::session::cookie("ca_id", "", Some(0), session.secure),
-            )]),
+            AppendHeaders([(SET_COOKIE, session.drop_id_cookie())]),
             Redirect::to(&session.link("/profile?done=saved")),
         )
             .into_response()),
@@ -498,5 +502,15 @@ mod tests {
         assert_eq!(safe_next(&s, Some("//evil.example")), "/dev/");
         assert_eq!(safe_next(&s, Some("https://evil.example")), "/dev/");
         assert_eq!(safe_next(&s, None), "/dev/");
+        for hostile in [
+            "/\\evil.example",
+            "/\\/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/photos\r\nSet-Cookie: x=1",
+            "/\u{0}/x",
+        ] {
+            assert_eq!(safe_next(&s, Some(hostile)), "/dev/", "{hostile:?}");
+        }
     }
 }

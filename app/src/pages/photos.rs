@@ -1,13 +1,7 @@
-//! Photo pages. Uploads go from the browser straight to S3 through a
-//! short-lived presigned PUT scoped to one key under the user's prefix; the
-//! app then verifies the object (real image type, size, pixel count), reads
-//! EXIF, writes the thumbnail and stores the item. A failed step removes what
-//! was written, so nothing is left that the user cannot see or remove.
-//! Every lookup is in the user's own partition: another user's id is a 404.
+//! Photo pages: they translate between HTTP and the photo domain
+//! (`crate::photos`), which does the work. Every lookup is in the user's own
+//! partition: another user's id is a 404.
 
-use std::time::Duration;
-
-use aws_sdk_s3::presigning::PresigningConfig;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,44 +13,47 @@ use super::page;
 use crate::AppState;
 use crate::auth::session::{Session, SignedIn, User};
 use crate::error::AppError;
-use crate::images::{self, Kind};
-use crate::store::{self, Photo};
+use crate::images::Kind;
+use crate::photos::ingest::{Ingest, Limits, NoFaults, Upload};
+use crate::photos::table::SearchQuery;
+use crate::photos::{Details, Photo, objects};
 
 const PAGE_SIZE: i32 = 24;
 const MAX_TAGS: usize = 20;
 const MAX_TAG: usize = 40;
 const MAX_DESCRIPTION: usize = 2000;
 const MAX_QUERY: usize = 100;
-const UPLOAD_URL_LIFETIME: Duration = Duration::from_mins(5);
-const VIEW_URL_LIFETIME: Duration = Duration::from_hours(1);
 
-/// A photo as pages show it: the item plus presigned URLs.
+/// A photo as pages show it: the item plus presigned URLs (the original's
+/// only on the photo's own pages: lists show thumbnails).
 #[derive(Debug, Serialize)]
 struct PhotoView {
     #[serde(flatten)]
     photo: Photo,
     thumbnail_url: String,
-    original_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_url: Option<String>,
     tags_text: String,
 }
 
 async fn presign_get(state: &AppState, key: &str) -> Result<String, AppError> {
-    let config = PresigningConfig::expires_in(VIEW_URL_LIFETIME).map_err(AppError::internal)?;
-    let request = state
-        .s3
-        .get_object()
-        .bucket(&state.settings.bucket)
-        .key(key)
-        .presigned(config)
-        .await
-        .map_err(AppError::internal)?;
-    Ok(request.uri().to_owned())
+    Ok(state.objects.presign_get(key).await?)
 }
 
-async fn view(state: &AppState, user: &User, photo: Photo) -> Result<PhotoView, AppError> {
+async fn view(
+    state: &AppState,
+    user: &User,
+    photo: Photo,
+    with_original: bool,
+) -> Result<PhotoView, AppError> {
+    let original_url = if with_original {
+        Some(presign_get(state, &photo.original_key(&user.sub)).await?)
+    } else {
+        None
+    };
     Ok(PhotoView {
         thumbnail_url: presign_get(state, &photo.thumbnail_key(&user.sub)).await?,
-        original_url: presign_get(state, &photo.original_key(&user.sub)).await?,
+        original_url,
         tags_text: photo.tags.join(", "),
         photo,
     })
@@ -69,7 +66,7 @@ async fn views(
 ) -> Result<Vec<PhotoView>, AppError> {
     let mut out = Vec::with_capacity(photos.len());
     for photo in photos {
-        out.push(view(state, user, photo).await?);
+        out.push(view(state, user, photo, false).await?);
     }
     Ok(out)
 }
@@ -152,41 +149,18 @@ pub async fn upload_url(
     let kind = Kind::from_content_type(&request.content_type).ok_or_else(|| {
         AppError::BadRequest("only JPEG, PNG and WebP photos can be uploaded".to_owned())
     })?;
-    check_size(&state, request.size)?;
+    objects::check_size(request.size, state.settings.max_upload_bytes)?;
     let id = ulid::Ulid::new().to_string();
-    let key = store::original_key(&user.sub, &id, kind.ext());
-    let config = PresigningConfig::expires_in(UPLOAD_URL_LIFETIME).map_err(AppError::internal)?;
-    let presigned = state
-        .s3
-        .put_object()
-        .bucket(&state.settings.bucket)
-        .key(&key)
-        .content_type(kind.content_type())
-        .content_length(i64::try_from(request.size).map_err(AppError::internal)?)
-        .presigned(config)
-        .await
-        .map_err(AppError::internal)?;
+    let url = state
+        .objects
+        .presign_upload(&user.sub, &id, kind, request.size)
+        .await?;
     Ok(Json(UploadGrant {
         id,
         ext: kind.ext(),
-        url: presigned.uri().to_owned(),
+        url,
         content_type: kind.content_type(),
     }))
-}
-
-fn check_size(state: &AppState, size: u64) -> Result<(), AppError> {
-    let max = state.settings.max_upload_bytes;
-    if size == 0 {
-        Err(AppError::BadRequest("the file is empty".to_owned()))
-    } else if size > max {
-        Err(AppError::TooLarge(format!(
-            "this photo is {} KB; the limit is {} MB",
-            size.div_ceil(1024),
-            max / 1_048_576
-        )))
-    } else {
-        Ok(())
-    }
 }
 
 /// The editable details of a photo, from a form.
@@ -202,13 +176,6 @@ pub struct DetailsForm {
     lat: String,
     #[serde(default)]
     lng: String,
-}
-
-/// Checked details: tags, description, position.
-struct Details {
-    tags: Vec<String>,
-    description: String,
-    position: Option<(f64, f64)>,
 }
 
 fn check_details(form: &DetailsForm) -> Result<Details, AppError> {
@@ -271,170 +238,42 @@ pub struct FinishForm {
     details: DetailsForm,
 }
 
-/// After the browser's PUT: verify the object, read EXIF, write the
-/// thumbnail, store the item. On any failure, remove what was written.
+/// After the browser's PUT: the photo domain verifies the staged object
+/// and stores the photo (or finds it stored by an earlier finish).
 pub async fn finish_upload(
     State(state): State<AppState>,
     SignedIn(user, session): SignedIn,
     Form(form): Form<FinishForm>,
 ) -> Result<Response, AppError> {
     session.check_csrf(&form.details.csrf)?;
-    if !store::is_photo_id(&form.id) || !["jpg", "png", "webp"].contains(&form.ext.as_str()) {
-        return Err(AppError::BadRequest("this upload is not known".to_owned()));
-    }
     let details = check_details(&form.details)?;
-    let original = store::original_key(&user.sub, &form.id, &form.ext);
-    let thumbnail = store::thumbnail_key(&user.sub, &form.id);
-    match store_photo(&state, &user, &form, details, &original, &thumbnail).await {
-        Ok(id) => Ok(Redirect::to(&session.link(&format!("/photos/{id}"))).into_response()),
-        Err(err) => {
-            // Leave nothing behind that the album does not show.
-            for key in [&original, &thumbnail] {
-                if let Err(e) = state
-                    .s3
-                    .delete_object()
-                    .bucket(&state.settings.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                {
-                    eprintln!("cleanup of {key} failed: {e:?}");
-                }
-            }
-            Err(err)
-        }
-    }
+    let finished = ingest(&state)
+        .finish(Upload {
+            user: &user.sub,
+            id: &form.id,
+            ext: &form.ext,
+            filename: &form.filename,
+            details,
+        })
+        .await?;
+    let id = &finished.photo().id;
+    Ok(Redirect::to(&session.link(&format!("/photos/{id}"))).into_response())
 }
 
-async fn store_photo(
-    state: &AppState,
-    user: &User,
-    form: &FinishForm,
-    details: Details,
-    original: &str,
-    thumbnail: &str,
-) -> Result<String, AppError> {
+/// The upload pipeline with the stage's limits.
+pub fn ingest(state: &AppState) -> Ingest<'_> {
     let s = &state.settings;
-    if state.store.get(&user.sub, &form.id).await?.is_some() {
-        return Err(AppError::BadRequest(
-            "this photo is already in the album".to_owned(),
-        ));
+    Ingest {
+        objects: &state.objects,
+        store: &state.store,
+        limits: Limits {
+            max_upload_bytes: s.max_upload_bytes,
+            image: s.image_limits(),
+            thumbnail_width: s.thumbnail_width,
+            thumbnail_height: s.thumbnail_height,
+        },
+        faults: &NoFaults,
     }
-    let (bytes, size, kind) = fetch_checked(state, original, &form.ext).await?;
-    let exif = images::read_exif(&bytes);
-    let (orientation, box_w, box_h, limits) = (
-        exif.orientation,
-        s.thumbnail_width,
-        s.thumbnail_height,
-        s.image_limits(),
-    );
-    let processed = tokio::task::spawn_blocking(move || {
-        images::process(&bytes, kind, orientation, &limits, box_w, box_h)
-    })
-    .await
-    .map_err(AppError::internal)??;
-    state
-        .s3
-        .put_object()
-        .bucket(&s.bucket)
-        .key(thumbnail)
-        .content_type("image/jpeg")
-        .body(processed.thumbnail.into())
-        .send()
-        .await
-        .map_err(AppError::internal)?;
-
-    // The camera's position wins over one picked on the map.
-    let position = match (exif.lat, exif.lng) {
-        (Some(lat), Some(lng)) => Some((lat, lng)),
-        _ => details.position,
-    };
-    let place = position.and_then(|(lat, lng)| crate::geo::place(lat, lng));
-    let filename: String = form
-        .filename
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    let photo = Photo {
-        id: form.id.clone(),
-        tags: details.tags,
-        description: details.description,
-        filename,
-        ext: kind.ext().to_owned(),
-        content_type: kind.content_type().to_owned(),
-        size,
-        width: processed.width,
-        height: processed.height,
-        lat: position.map(|p| p.0),
-        lng: position.map(|p| p.1),
-        taken_at: exif.taken_at,
-        uploaded_at: now_iso(),
-        make: exif.make,
-        model: exif.model,
-        city: place.as_ref().map(|p| p.city.clone()),
-        country: place.as_ref().map(|p| p.country.clone()),
-        address: place.map(|p| p.address),
-    };
-    state.store.put(&user.sub, &photo).await?;
-    Ok(photo.id)
-}
-
-/// The uploaded object, if it is within the size limit and really an image
-/// of the type it was uploaded as.
-async fn fetch_checked(
-    state: &AppState,
-    key: &str,
-    ext: &str,
-) -> Result<(hyper::body::Bytes, u64, Kind), AppError> {
-    let s = &state.settings;
-    let head = state
-        .s3
-        .head_object()
-        .bucket(&s.bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|_| AppError::BadRequest("the upload did not arrive; try again".to_owned()))?;
-    let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
-    check_size(state, size)?;
-    let object = state
-        .s3
-        .get_object()
-        .bucket(&s.bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(AppError::internal)?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(AppError::internal)?
-        .into_bytes();
-    if bytes.len() as u64 > s.max_upload_bytes {
-        return Err(AppError::TooLarge("this photo is too large".to_owned()));
-    }
-    let kind = Kind::sniff(&bytes).ok_or_else(|| {
-        AppError::BadRequest("this file is not a JPEG, PNG or WebP image".to_owned())
-    })?;
-    if kind.ext() != ext {
-        return Err(AppError::BadRequest(
-            "the file's content does not match its type".to_owned(),
-        ));
-    }
-    Ok((bytes, size, kind))
-}
-
-/// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
-fn now_iso() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let whole = aws_sdk_s3::primitives::DateTime::from_secs(i64::try_from(secs).unwrap_or(0));
-    whole
-        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
-        .unwrap_or_default()
 }
 
 /// A page about one of the user's photos.
@@ -447,7 +286,7 @@ async fn photo_page(
     title: &str,
 ) -> Result<Response, AppError> {
     let photo = own_photo(state, user, id).await?;
-    let view = view(state, user, photo).await?;
+    let view = view(state, user, photo, true).await?;
     Ok(page(state, session, template, title, json!({ "photo": view }))?.into_response())
 }
 
@@ -474,21 +313,10 @@ pub async fn edit(
     Form(form): Form<DetailsForm>,
 ) -> Result<Response, AppError> {
     session.check_csrf(&form.csrf)?;
-    let mut photo = own_photo(&state, &user, &id).await?;
-    let details = check_details(&form)?;
-    photo.tags = details.tags;
-    photo.description = details.description;
-    if details.position != photo.lat.zip(photo.lng) {
-        let place = details
-            .position
-            .and_then(|(lat, lng)| crate::geo::place(lat, lng));
-        photo.lat = details.position.map(|p| p.0);
-        photo.lng = details.position.map(|p| p.1);
-        photo.city = place.as_ref().map(|p| p.city.clone());
-        photo.country = place.as_ref().map(|p| p.country.clone());
-        photo.address = place.map(|p| p.address);
-    }
-    state.store.update(&user.sub, &photo).await?;
+    let old = own_photo(&state, &user, &id).await?;
+    let mut photo = old.clone();
+    photo.apply(check_details(&form)?);
+    state.store.update(&user.sub, &old, &photo).await?;
     Ok(Redirect::to(&session.link(&format!("/photos/{id}"))).into_response())
 }
 
@@ -520,52 +348,47 @@ pub async fn delete(
         photo.original_key(&user.sub),
         photo.thumbnail_key(&user.sub),
     ] {
-        state
-            .s3
-            .delete_object()
-            .bucket(&state.settings.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(AppError::internal)?;
+        state.objects.delete(&key).await?;
     }
-    state.store.delete(&user.sub, &photo.id).await?;
+    state.store.delete(&user.sub, &photo).await?;
     Ok(Redirect::to(&session.link("/")).into_response())
 }
 
 #[derive(Debug, Deserialize, Default)]
-pub struct SearchQuery {
+pub struct SearchForm {
     q: Option<String>,
+    cursor: Option<String>,
 }
 
-/// Case-insensitive search over tags, description and place.
+/// Case-insensitive search over the words of tags, description and place:
+/// each word of the query begins a word of the photo. A page at a time.
 pub async fn search(
     State(state): State<AppState>,
     SignedIn(user, session): SignedIn,
-    Query(q): Query<SearchQuery>,
+    Query(form): Query<SearchForm>,
 ) -> Result<Response, AppError> {
-    let query = q.q.unwrap_or_default().trim().to_owned();
-    if query.chars().count() > MAX_QUERY {
+    let text = form.q.unwrap_or_default().trim().to_owned();
+    if text.chars().count() > MAX_QUERY {
         return Err(AppError::BadRequest(format!(
             "a search may have at most {MAX_QUERY} characters"
         )));
     }
-    let photos = if query.is_empty() {
-        Vec::new()
-    } else {
-        views(
-            &state,
-            &user,
-            state.store.search(&user.sub, &query, 100).await?,
-        )
-        .await?
-    };
+    let query = SearchQuery::parse(&text)?;
+    let cursor = form.cursor.filter(|c| c.len() <= 200);
+    let found = state
+        .store
+        .search(&user.sub, &query, cursor.as_deref(), PAGE_SIZE)
+        .await?;
+    let photos = views(&state, &user, found.photos).await?;
+    let next = found
+        .next
+        .map(|c| format!("q={}&cursor={c}", crate::html::url_encode(&text)));
     Ok(page(
         &state,
         &session,
         "album",
         "Search",
-        json!({ "count": photos.len(), "photos": photos, "query": query, "searched": true }),
+        json!({ "count": photos.len(), "photos": photos, "query": text, "searched": true, "next_search": next }),
     )?
     .into_response())
 }
@@ -691,12 +514,5 @@ mod tests {
         let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
         assert!(check_details(&form(&many.join(","), "", "")).is_err());
         assert!(check_details(&form(&"x".repeat(41), "", "")).is_err());
-    }
-
-    #[test]
-    fn now_is_iso_utc() {
-        let t = now_iso();
-        assert_eq!(t.len(), 20);
-        assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
     }
 }

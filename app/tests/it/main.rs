@@ -8,6 +8,7 @@
 mod craft;
 mod fuzz;
 mod images;
+mod ingest;
 mod lambda;
 mod memory;
 mod pages;

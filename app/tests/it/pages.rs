@@ -61,9 +61,9 @@ async fn upload(
     assert_eq!(grant.status, StatusCode::OK, "{}", grant.body);
     let grant: serde_json::Value = serde_json::from_str(&grant.body).unwrap();
     let url = grant["url"].as_str().unwrap();
-    // The presigned URL names one key under the user's prefix.
+    // The presigned URL names one key under the user's staging prefix.
     let key_path = url.split('?').next().unwrap();
-    assert!(key_path.contains("/photos/"), "{url}");
+    assert!(key_path.contains("/staging/"), "{url}");
     assert!(url.contains("X-Amz-Signature="), "{url}");
     let key = key_path
         .split_once(&format!("/{}/", world().settings.bucket))
@@ -145,11 +145,119 @@ async fn security_headers_and_cookie_flags() {
     let mut remote = Browser::new(world().state().await);
     remote.host = "abc.execute-api.ap-southeast-1.amazonaws.com";
     let page = remote.get("/signin").await;
+    let cookie = page.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.starts_with("__Host-ca_sid="), "{cookie}");
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    // The page's CSRF token is the one derived from that session id.
+    let sid = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
     assert!(
-        page.headers["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("Secure")
+        page.body
+            .contains(&cloudalbum::auth::session::csrf_token(sid)),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_csrf_token_changes_at_sign_in_and_sign_out() {
+    let w = world();
+    let mut b = Browser::new(w.state().await);
+    b.get("/signin").await;
+    let anonymous = b.csrf();
+    b.post(
+        "/signup",
+        &[
+            ("email", "rotate@example.com"),
+            ("name", "Rotate"),
+            ("password", "Passw0rd!x"),
+        ],
+        true,
+    )
+    .await;
+    b.post(
+        "/confirm",
+        &[("email", "rotate@example.com"), ("code", "123456")],
+        true,
+    )
+    .await;
+    let page = b
+        .post(
+            "/signin",
+            &[("email", "rotate@example.com"), ("password", "Passw0rd!x")],
+            true,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let signed_in = b.csrf();
+    assert_ne!(anonymous, signed_in, "the CSRF token survived sign-in");
+    // The token from before signing in no longer works.
+    let page = b
+        .post("/profile", &[("name", "X"), ("csrf", &anonymous)], false)
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = b.post("/signout", &[], true).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_ne!(b.csrf(), signed_in, "the CSRF token survived sign-out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_refreshed_only_on_page_navigations_and_not_in_a_flood() {
+    let mut b = signed_in("refresh@example.com", "Refresh").await;
+    // The ID token is gone (expired): a form post does not refresh it...
+    b.cookies.remove("ca_id");
+    let page = b.post("/profile", &[("name", "X")], true).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(
+        page.location.unwrap().starts_with("/signin"),
+        "post refreshed"
+    );
+    assert!(!b.cookies.contains_key("ca_id"));
+    // ...nor does a fetch for something other than a page...
+    let request = axum::http::Request::get("/")
+        .header("host", b.host)
+        .header("sec-fetch-dest", "image")
+        .header(
+            "cookie",
+            b.cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(b.send(request).await.status, StatusCode::SEE_OTHER);
+    assert!(!b.cookies.contains_key("ca_id"));
+    // ...but opening a page does.
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+    assert!(b.cookies.contains_key("ca_id"));
+
+    // Made-up refresh cookies: the first is tried (and its cookies cleared),
+    // the same one again within the interval is not sent to Cognito at all.
+    let mut flood = Browser::new(world().state().await);
+    let bogus = [
+        ("ca_refresh", "made-up-refresh-token"),
+        ("ca_user", "nobody"),
+    ];
+    let set = |f: &mut Browser| {
+        for (k, v) in bogus {
+            f.cookies.insert(k.to_owned(), v.to_owned());
+        }
+    };
+    set(&mut flood);
+    let first = flood.get("/").await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert!(
+        !flood.cookies.contains_key("ca_refresh"),
+        "a failed refresh clears the cookies"
+    );
+    set(&mut flood);
+    let second = flood.get("/").await;
+    assert_eq!(second.status, StatusCode::SEE_OTHER);
+    assert!(
+        flood.cookies.contains_key("ca_refresh"),
+        "the same refresh token was sent to Cognito again within the interval"
     );
 }
 
@@ -298,7 +406,13 @@ async fn upload_view_search_edit_delete_and_privacy() {
         .send()
         .await
         .unwrap();
-    let keys: Vec<&str> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    // (Other tests share the bucket: only this photo's keys count.)
+    let keys: Vec<&str> = objects
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .filter(|k| k.contains(&id))
+        .collect();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.iter().any(|k| k.ends_with(&format!("/{id}.jpg"))));
     assert!(
@@ -394,7 +508,13 @@ async fn upload_view_search_edit_delete_and_privacy() {
         .send()
         .await
         .unwrap();
-    assert!(left.contents().is_empty(), "{:?}", left.contents());
+    let left: Vec<&str> = left
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .filter(|k| k.contains(&id))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -224,8 +224,13 @@ impl Browser {
         self.send(request).await
     }
 
+    /// The CSRF token pages carry: derived from the session id cookie.
     pub fn csrf(&self) -> String {
-        self.cookies.get("ca_csrf").cloned().unwrap_or_default()
+        self.cookies
+            .get("ca_sid")
+            .or_else(|| self.cookies.get("__Host-ca_sid"))
+            .map(|sid| cloudalbum::auth::session::csrf_token(sid))
+            .unwrap_or_default()
     }
 }
 
