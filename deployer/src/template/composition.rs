@@ -199,6 +199,9 @@ fn data_resources(ctx: &Ctx<'_>) -> (Bucket, BucketPolicy, Table) {
         // A retained stage keeps every photo's earlier versions for a month:
         // an app bug that overwrites or deletes one can be undone.
         noncurrent_versions_days: config.retain_data.then_some(NONCURRENT_VERSION_DAYS),
+        // An upload the app never claimed (the browser gave up, the claim failed)
+        // is not a photo: it goes after a day instead of staying forever.
+        expire_prefixes: vec![(prefix::STAGING, contract::defaults::STAGING_EXPIRY_DAYS)],
         tags: ctx.tags.clone(),
     };
     let bucket_h = bucket.handle();
@@ -518,8 +521,8 @@ fn app_statements(
             "PhotoTable",
             vec![
                 "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
                 "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
             ],
@@ -536,8 +539,14 @@ fn app_statements(
                     .var(bucket.arn())
                     .lit(format!("/{}*", prefix::PHOTOS))
                     .build(),
+                Sub::new()
+                    .var(bucket.arn())
+                    .lit(format!("/{}*", prefix::STAGING))
+                    .build(),
             ],
         ),
+        // The app never lists, but without `s3:ListBucket` S3 answers a
+        // `HeadObject` on a missing key with 403 instead of 404.
         Statement {
             condition: Some(Expr::map([(
                 "StringLike",

@@ -35,6 +35,8 @@ pub struct Bucket {
     /// Keep every version of every object; noncurrent versions expire after
     /// this many days (`None`: no versioning).
     pub noncurrent_versions_days: Option<u32>,
+    /// Objects under each prefix expire this many days after they are written.
+    pub expire_prefixes: Vec<(&'static str, u32)>,
     pub tags: Tags,
 }
 

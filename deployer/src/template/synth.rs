@@ -291,6 +291,17 @@ fn lifecycle_rules(b: &Bucket) -> Vec<Expr> {
             Expr::map([("DaysAfterInitiation", 7u32.into())]),
         ),
     ])];
+    for (prefix, days) in &b.expire_prefixes {
+        rules.push(Expr::map([
+            (
+                "Id",
+                Expr::str(format!("Expire-{}", prefix.trim_end_matches('/'))),
+            ),
+            ("Status", Expr::str("Enabled")),
+            ("Prefix", Expr::str(*prefix)),
+            ("ExpirationInDays", (*days).into()),
+        ]));
+    }
     if let Some(days) = b.noncurrent_versions_days {
         // An overwritten or deleted photo can be brought back for this long.
         rules.push(Expr::map([

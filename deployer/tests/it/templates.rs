@@ -274,3 +274,125 @@ fn an_endpoint_adds_the_emulator_settings_only() {
         json!({"Fn::Sub": "http://${Api}.execute-api.localhost:4599/dev/"})
     );
 }
+
+/// The AWS SDK calls in the app's code (tests left out), as IAM actions.
+fn actions_the_app_calls() -> BTreeSet<String> {
+    // Every operation the app could call; a new one must be added here and to the role.
+    const OPERATIONS: [(&str, &str); 16] = [
+        ("batch_get_item", "dynamodb:BatchGetItem"),
+        ("delete_item", "dynamodb:DeleteItem"),
+        ("get_item", "dynamodb:GetItem"),
+        ("put_item", "dynamodb:PutItem"),
+        ("query", "dynamodb:Query"),
+        ("scan", "dynamodb:Scan"),
+        ("update_item", "dynamodb:UpdateItem"),
+        ("batch_write_item", "dynamodb:BatchWriteItem"),
+        ("copy_object", "s3:GetObject"),
+        ("delete_object", "s3:DeleteObject"),
+        ("get_object", "s3:GetObject"),
+        ("head_object", "s3:GetObject"),
+        ("put_object", "s3:PutObject"),
+        ("list_objects_v2", "s3:ListBucket"),
+        (
+            "describe_user_pool_client",
+            "cognito-idp:DescribeUserPoolClient",
+        ),
+        ("admin_get_user", "cognito-idp:AdminGetUser"),
+    ];
+    let mut actions = BTreeSet::new();
+    let mut pending = vec![project_dir().join("app/src")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (operation, action) in OPERATIONS {
+                if code.contains(&format!(".{operation}()")) {
+                    actions.insert(action.to_owned());
+                }
+            }
+            // A transaction writes with the actions of the items it holds.
+            if code.contains(".transact_write_items()") {
+                for (item, action) in [
+                    (".put(", "dynamodb:PutItem"),
+                    (".delete(", "dynamodb:DeleteItem"),
+                    (".update(", "dynamodb:UpdateItem"),
+                    (".condition_check(", "dynamodb:ConditionCheckItem"),
+                ] {
+                    if code.contains(item) {
+                        actions.insert(action.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    // `copy_object` also writes its target.
+    actions.insert("s3:PutObject".to_owned());
+    actions
+}
+
+/// Least privilege: the app's role allows what the app calls and nothing
+/// more. Besides the SDK calls, the function writes its own logs, and
+/// `s3:ListBucket` on the photo prefix makes S3 answer a `HeadObject` on a
+/// missing key with 404 rather than 403 (the emulator never says 403).
+#[test]
+fn the_app_role_allows_exactly_what_the_app_calls() {
+    let mut expected = actions_the_app_calls();
+    expected
+        .extend(["logs:CreateLogStream", "logs:PutLogEvents", "s3:ListBucket"].map(str::to_owned));
+    for stage in stages() {
+        let t = template(&stage, None);
+        let role = resource_of_type(t.as_json(), "AWS::IAM::Role");
+        let mut granted = BTreeSet::new();
+        for policy in role["Properties"]["Policies"].as_array().unwrap() {
+            for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                assert_eq!(statement["Effect"], "Allow");
+                let actions = &statement["Action"];
+                match actions {
+                    Value::String(a) => {
+                        granted.insert(a.clone());
+                    }
+                    Value::Array(list) => {
+                        granted.extend(list.iter().map(|a| a.as_str().unwrap().to_owned()));
+                    }
+                    other => panic!("{stage}: action {other}"),
+                }
+                for resource in statement["Resource"].as_array().into_iter().flatten() {
+                    assert_ne!(resource, "*", "{stage}: a wildcard resource");
+                }
+            }
+        }
+        assert!(
+            granted.iter().all(|a| !a.contains('*')),
+            "{stage}: {granted:?}"
+        );
+        assert_eq!(granted, expected, "{stage}");
+    }
+}
+
+/// Uploads the app never claimed expire; photos and thumbnails never do.
+#[test]
+fn unclaimed_uploads_expire_and_photos_do_not() {
+    for stage in stages() {
+        let t = template(&stage, None);
+        let bucket = resource_of_type(t.as_json(), "AWS::S3::Bucket");
+        let rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+            .as_array()
+            .unwrap();
+        let expiring: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r.get("ExpirationInDays").is_some())
+            .collect();
+        assert_eq!(expiring.len(), 1, "{stage}: {rules:?}");
+        assert_eq!(expiring[0]["Prefix"], contract::prefix::STAGING, "{stage}");
+        assert_eq!(
+            expiring[0]["ExpirationInDays"],
+            contract::defaults::STAGING_EXPIRY_DAYS,
+            "{stage}"
+        );
+    }
+}
