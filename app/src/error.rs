@@ -151,7 +151,7 @@ mod tests {
             ),
             (
                 IngestError::Image(ImageError::NotAnImage).into(),
-                StatusCode::BAD_REQUEST,
+                StatusCode::UNPROCESSABLE_ENTITY,
             ),
             (IngestError::Unknown.into(), StatusCode::BAD_REQUEST),
             (TableError::Changed.into(), StatusCode::CONFLICT),

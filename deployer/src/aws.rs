@@ -268,7 +268,7 @@ impl AwsError {
             kind: ErrorKind::AccessDenied,
             code: Some("ForeignBucket".to_owned()),
             message: format!(
-                "a bucket named `{bucket}` exists but does not belong to account {account}, so no code or template is written to it. If it is yours in another account, use that account's credentials (`--profile`) or delete it there; `deployer doctor` shows who the credentials are"
+                "a bucket named `{bucket}` exists but does not belong to account {account}, so no code or template is written to it. Name a bucket of your own instead: `artifacts_bucket: <name>` in the stage file or `--artifacts-bucket <name>` (created on first use). If it is yours in another account, use that account's credentials (`--profile`) or delete it there; `deployer doctor` shows who the credentials are"
             ),
         }
     }

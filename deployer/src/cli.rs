@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::stage::BucketName;
 use crate::template::synth::Format;
 
 /// Ship CloudAlbum to AWS (or a local emulator) and tear it down again.
@@ -35,6 +36,11 @@ pub struct GlobalArgs {
     /// An AWS-compatible endpoint (e.g. the local emulator) instead of AWS.
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// The bucket for the function's code and large templates; overrides the
+    /// stage file's `artifacts_bucket` (default: `deployer-artifacts-<account>-<region>`).
+    #[arg(long, global = true, env = "DEPLOYER_ARTIFACTS_BUCKET", value_name = "BUCKET",
+          value_parser = |name: &str| BucketName::try_from(name.to_owned()))]
+    pub artifacts_bucket: Option<BucketName>,
     /// `text` for people, `json` for one machine-readable object on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,

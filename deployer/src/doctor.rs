@@ -129,6 +129,8 @@ impl fmt::Display for DoctorReport {
 pub struct AwsTarget {
     pub settings: Settings,
     pub target: Target,
+    /// `--artifacts-bucket` or the stage file's `artifacts_bucket`.
+    pub artifacts_bucket: Option<String>,
 }
 
 impl AwsTarget {
@@ -137,9 +139,13 @@ impl AwsTarget {
         region: Option<&str>,
         profile: Option<&str>,
         endpoint: Option<&str>,
+        artifacts_bucket: Option<&str>,
     ) -> Self {
         let target = Target::of(stage, endpoint);
         Self {
+            artifacts_bucket: artifacts_bucket
+                .map(str::to_owned)
+                .or_else(|| stage.config.artifacts_bucket.clone().map(String::from)),
             settings: Settings {
                 region: region.map_or_else(|| stage.config.region.to_string(), str::to_owned),
                 profile: profile.map(str::to_owned),
@@ -410,7 +416,10 @@ async fn aws_checks_within(target: &AwsTarget) -> Vec<Check> {
             }
         }
     });
-    let bucket = artifacts::bucket_name(&account, &aws.region);
+    let bucket = target
+        .artifacts_bucket
+        .clone()
+        .unwrap_or_else(|| artifacts::bucket_name(&account, &aws.region));
     checks.push(
         match preflight::fetch_bucket_answer(&aws, &bucket, &account).await {
             Ok(answer) => {
@@ -420,7 +429,7 @@ async fn aws_checks_within(target: &AwsTarget) -> Vec<Check> {
                 );
                 if check.status == Status::Problem {
                     check.fix = Some(
-                        "deploy from the account that owns it, or delete that bucket there"
+                        "name another bucket (`artifacts_bucket:` in the stage file or `--artifacts-bucket`), deploy from the account that owns it, or delete that bucket there"
                             .to_owned(),
                     );
                 }

@@ -31,6 +31,10 @@ pub mod defaults {
     pub const MAX_UPLOAD_MB: u32 = contract::defaults::MAX_UPLOAD_MB;
     pub const LOG_RETENTION_DAYS: u32 = 14;
     pub const RETAIN_DATA: bool = false;
+    /// Requests per second an API stage serves before answering 429.
+    pub const API_RATE_LIMIT: u32 = 100;
+    /// Requests an API stage accepts at once above the rate.
+    pub const API_BURST_LIMIT: u32 = 200;
 }
 
 /// Where stage files live, relative to the project root.
@@ -195,6 +199,11 @@ pub struct StageConfig {
     /// An AWS-compatible endpoint (e.g. the local emulator) instead of AWS.
     #[serde(default)]
     pub endpoint_url: Option<EndpointUrl>,
+    /// The bucket that holds the function's code and large templates; by
+    /// default `deployer-artifacts-<account>-<region>`, created on first use.
+    /// Name another one when that name is taken by someone else's account.
+    #[serde(default)]
+    pub artifacts_bucket: Option<BucketName>,
     #[serde(default)]
     pub table: TableConfig,
     #[serde(default)]
@@ -205,6 +214,8 @@ pub struct StageConfig {
     pub thumbnail: ThumbnailConfig,
     #[serde(default)]
     pub photos: PhotosConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
     #[serde(default)]
     pub log_retention_days: LogRetentionDays,
     /// Keep the table and bucket when the stage is torn down (prod).
@@ -384,6 +395,35 @@ pub struct PhotosConfig {
     pub max_upload_mb: MaxUploadMb,
 }
 
+/// The API Gateway stage: throttling and access logs, both on by default
+/// where `retain_data` is set (a stage with real users).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Throttle every method of the stage at `rate_limit`/`burst_limit`.
+    #[serde(default)]
+    pub throttling: Option<bool>,
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    #[serde(default)]
+    pub burst_limit: BurstLimit,
+    /// One JSON line per request in the stage's access log group.
+    #[serde(default)]
+    pub access_logs: Option<bool>,
+}
+
+impl StageConfig {
+    /// Whether the API stage is throttled.
+    pub fn api_throttling(&self) -> bool {
+        self.api.throttling.unwrap_or(self.retain_data)
+    }
+
+    /// Whether the API stage writes access logs.
+    pub fn api_access_logs(&self) -> bool {
+        self.api.access_logs.unwrap_or(self.retain_data)
+    }
+}
+
 /// Lambda instruction set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum Architecture {
@@ -548,6 +588,16 @@ ranged_u32!(
 ranged_u32!(
     /// Browser preflight cache time for the bucket's CORS rule, in seconds.
     CorsMaxAge, 0, 86400, defaults::CORS_MAX_AGE_S, "CORS max age in seconds"
+);
+ranged_u32!(
+    /// Steady requests per second of an API stage (the account's default
+    /// regional limit is 10,000).
+    RateLimit, 1, 10000, defaults::API_RATE_LIMIT, "requests per second"
+);
+ranged_u32!(
+    /// Requests in a burst above the steady rate (the account's default
+    /// regional limit is 5,000).
+    BurstLimit, 1, 5000, defaults::API_BURST_LIMIT, "burst requests"
 );
 ranged_u32!(
     /// Largest upload, in MB.
@@ -1044,6 +1094,40 @@ mod tests {
         assert!(err.contains("must be 1..=29, got 30"), "{err}");
         let ok = parse(&format!("{MINIMAL}function:\n  timeout_s: 29\n")).unwrap();
         assert_eq!(ok.function.timeout_s.get(), 29);
+    }
+
+    #[test]
+    fn api_throttling_and_access_logs_default_to_retained_stages() {
+        let dev = parse(MINIMAL).unwrap();
+        assert!(!dev.api_throttling() && !dev.api_access_logs());
+        let prod = parse(&format!("{MINIMAL}retain_data: true\n")).unwrap();
+        assert!(prod.api_throttling() && prod.api_access_logs());
+        assert_eq!(prod.api.rate_limit.get(), defaults::API_RATE_LIMIT);
+        let tuned = parse(&format!(
+            "{MINIMAL}api:\n  throttling: true\n  rate_limit: 20\n  burst_limit: 40\n  access_logs: false\n"
+        ))
+        .unwrap();
+        assert!(tuned.api_throttling() && !tuned.api_access_logs());
+        assert_eq!(
+            (tuned.api.rate_limit.get(), tuned.api.burst_limit.get()),
+            (20, 40)
+        );
+        let err = rejection(&format!("{MINIMAL}api:\n  burst_limit: 9000\n"));
+        assert!(err.contains("burst requests"), "{err}");
+    }
+
+    #[test]
+    fn another_artifacts_bucket_can_be_named_by_s3_rules() {
+        let ok = parse(&format!("{MINIMAL}artifacts_bucket: team-artifacts-1\n")).unwrap();
+        assert_eq!(
+            ok.artifacts_bucket.map(String::from).as_deref(),
+            Some("team-artifacts-1")
+        );
+        assert!(parse(MINIMAL).unwrap().artifacts_bucket.is_none());
+        for bad in ["Team", "a.b.c", "xy", "-lead"] {
+            let err = rejection(&format!("{MINIMAL}artifacts_bucket: {bad}\n"));
+            assert!(err.contains("`artifacts_bucket`"), "{bad}: {err}");
+        }
     }
 
     #[test]

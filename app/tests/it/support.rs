@@ -54,6 +54,7 @@ fn start() -> World {
         region: Some(REGION.to_owned()),
         profile: None,
         endpoint_url: Some(endpoint.clone()),
+        artifacts_bucket: None,
         assume_yes: true,
         allow_replace: Vec::new(),
     };

@@ -26,6 +26,7 @@ pub fn session_options(context: &Context) -> SessionOptions {
         region: context.global.region.clone(),
         profile: context.global.profile.clone(),
         endpoint_url: context.global.endpoint_url.clone(),
+        artifacts_bucket: context.global.artifacts_bucket.clone(),
         assume_yes: context.global.yes,
         allow_replace: Vec::new(),
     }

@@ -403,17 +403,34 @@ pub fn bucket_name(account: &str, region: &str) -> String {
     format!("deployer-artifacts-{account}-{region}")
 }
 
-/// The artifacts bucket of this account and region: private, encrypted and
-/// TLS-only, created on first use. Its name is predictable, so every call on
-/// it says which account must own it (`ExpectedBucketOwner`): a bucket of that
-/// name that belongs to someone else is refused, never written to.
-pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError> {
+/// Where a stack's code goes: `<stack>/bootstrap/<sha256>.zip`. One prefix
+/// per stack, so keeping "the last N" is per stack and one stage's rollback
+/// never depends on another's history.
+pub fn code_key(stack: &str, artifact: &Artifact) -> String {
+    format!("{stack}/{}", artifact.key)
+}
+
+/// How many of a stack's code artifacts are always kept (rollback needs them).
+pub const KEEP_ARTIFACTS: usize = 10;
+/// The object tag that marks an artifact for the lifecycle rule to expire.
+pub const RETIRED_TAG: (&str, &str) = ("deployer-retired", "true");
+/// Days a retired artifact stays before S3 expires it.
+pub const RETIRED_EXPIRY_DAYS: i32 = 7;
+/// Days an uploaded (large) template stays: it is read once, by CloudFormation.
+pub const TEMPLATE_EXPIRY_DAYS: i32 = 30;
+
+/// The artifacts bucket `name` of `account`: private, encrypted, TLS-only and
+/// with its lifecycle rules, created on first use. Its default name is
+/// predictable, so every call on it says which account must own it
+/// (`ExpectedBucketOwner`): a bucket of that name that belongs to someone else
+/// is refused, never written to.
+pub async fn ensure_bucket(aws: &Aws, account: &str, name: &str) -> Result<String, AwsError> {
     use aws_sdk_s3::types::{
         BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
         ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
         ServerSideEncryptionRule,
     };
-    let name = bucket_name(account, &aws.region);
+    let name = name.to_owned();
     match fetch_bucket_answer(aws, &name, account).await? {
         BucketAnswer::Owned => return Ok(name),
         BucketAnswer::Forbidden => {
@@ -488,7 +505,158 @@ pub async fn ensure_bucket(aws: &Aws, account: &str) -> Result<String, AwsError>
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("s3:PutBucketPolicy", aws.target(), e))?;
+    aws.s3
+        .put_bucket_lifecycle_configuration()
+        .bucket(&name)
+        .expected_bucket_owner(account)
+        .lifecycle_configuration(
+            lifecycle()
+                .map_err(|e| AwsError::other("s3:PutLifecycleConfiguration", aws.target(), e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:PutLifecycleConfiguration", aws.target(), e))?;
     Ok(name)
+}
+
+/// The artifacts bucket's lifecycle: retired code (tagged by [`retire_old`],
+/// which always spares each stack's newest [`KEEP_ARTIFACTS`]) and uploaded
+/// templates expire; unfinished uploads are aborted.
+pub fn lifecycle()
+-> Result<aws_sdk_s3::types::BucketLifecycleConfiguration, aws_sdk_s3::error::BuildError> {
+    use aws_sdk_s3::types::{
+        AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
+        LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, Tag,
+    };
+    let rule = |id: &str, filter: LifecycleRuleFilter, days: i32| {
+        LifecycleRule::builder()
+            .id(id)
+            .status(ExpirationStatus::Enabled)
+            .filter(filter)
+            .expiration(LifecycleExpiration::builder().days(days).build())
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(1)
+                    .build(),
+            )
+            .build()
+    };
+    BucketLifecycleConfiguration::builder()
+        .rules(rule(
+            "ExpireRetiredCode",
+            LifecycleRuleFilter::builder()
+                .tag(
+                    Tag::builder()
+                        .key(RETIRED_TAG.0)
+                        .value(RETIRED_TAG.1)
+                        .build()?,
+                )
+                .build(),
+            RETIRED_EXPIRY_DAYS,
+        )?)
+        .rules(rule(
+            "ExpireUploadedTemplates",
+            LifecycleRuleFilter::builder().prefix("templates/").build(),
+            TEMPLATE_EXPIRY_DAYS,
+        )?)
+        .build()
+}
+
+/// One of a stack's code artifacts, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    /// Seconds since the epoch of its last write.
+    pub written: i64,
+}
+
+/// Which of a stack's artifacts to retire: all but the [`KEEP_ARTIFACTS`]
+/// most recently written, and never `current` (the code just deployed).
+pub fn to_retire(mut listed: Vec<Listed>, current: &str) -> Vec<String> {
+    listed.sort_by(|a, b| b.written.cmp(&a.written).then_with(|| a.key.cmp(&b.key)));
+    listed
+        .into_iter()
+        .filter(|l| l.key != current)
+        .skip(KEEP_ARTIFACTS.saturating_sub(1))
+        .map(|l| l.key)
+        .collect()
+}
+
+/// After a deploy that changed the code: `current` is written anew (so a
+/// rollback to an old artifact makes it the newest again, and clears a
+/// retirement tag), then every artifact of the stack beyond the newest
+/// [`KEEP_ARTIFACTS`] is tagged for the lifecycle rule to expire. Returns the
+/// keys retired.
+pub async fn retire_old(
+    aws: &Aws,
+    bucket: &str,
+    owner: &str,
+    stack: &str,
+    current: &str,
+) -> Result<Vec<String>, AwsError> {
+    use aws_sdk_s3::types::{MetadataDirective, Tag, Tagging, TaggingDirective};
+    aws.s3
+        .copy_object()
+        .bucket(bucket)
+        .expected_bucket_owner(owner)
+        .expected_source_bucket_owner(owner)
+        .key(current)
+        .copy_source(format!("{bucket}/{current}"))
+        .metadata_directive(MetadataDirective::Replace)
+        .tagging_directive(TaggingDirective::Replace)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:CopyObject", aws.target(), e))?;
+    let prefix = format!("{stack}/bootstrap/");
+    let mut listed = Vec::new();
+    let mut token = None;
+    loop {
+        let page = aws
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .expected_bucket_owner(owner)
+            .prefix(&prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:ListBucket", aws.target(), e))?;
+        for object in page.contents() {
+            if let (Some(key), Some(written)) = (object.key(), object.last_modified()) {
+                listed.push(Listed {
+                    key: key.to_owned(),
+                    written: written.secs(),
+                });
+            }
+        }
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let retired = to_retire(listed, current);
+    let tag = Tag::builder()
+        .key(RETIRED_TAG.0)
+        .value(RETIRED_TAG.1)
+        .build()
+        .map_err(|e| AwsError::other("s3:PutObjectTagging", aws.target(), e))?;
+    let tagging = Tagging::builder()
+        .tag_set(tag)
+        .build()
+        .map_err(|e| AwsError::other("s3:PutObjectTagging", aws.target(), e))?;
+    for key in &retired {
+        aws.s3
+            .put_object_tagging()
+            .bucket(bucket)
+            .expected_bucket_owner(owner)
+            .key(key)
+            .tagging(tagging.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:PutObjectTagging", aws.target(), e))?;
+    }
+    Ok(retired)
 }
 
 /// The artifacts bucket's policy: no request without TLS.
@@ -596,6 +764,53 @@ mod tests {
         assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
         let date = entry.last_modified().unwrap();
         assert_eq!((date.year(), date.month(), date.day()), (1980, 1, 1));
+    }
+
+    fn listed(key: &str, written: i64) -> Listed {
+        Listed {
+            key: key.to_owned(),
+            written,
+        }
+    }
+
+    #[test]
+    fn the_newest_ten_artifacts_of_a_stack_are_kept() {
+        let all: Vec<Listed> = (0..14)
+            .map(|i| listed(&format!("s/bootstrap/{i}.zip"), i))
+            .collect();
+        let retired = to_retire(all.clone(), "s/bootstrap/13.zip");
+        assert_eq!(
+            retired,
+            ["3", "2", "1", "0"].map(|i| format!("s/bootstrap/{i}.zip"))
+        );
+        // The code just deployed is kept even when it is not the newest
+        // (a rollback), and nine others with it.
+        let retired = to_retire(all, "s/bootstrap/0.zip");
+        assert_eq!(retired.len(), 4);
+        assert!(!retired.contains(&"s/bootstrap/0.zip".to_owned()));
+        assert!(retired.contains(&"s/bootstrap/4.zip".to_owned()));
+        // Fewer than ten: nothing goes.
+        let few: Vec<Listed> = (0..10).map(|i| listed(&format!("k{i}"), i)).collect();
+        assert!(to_retire(few, "k0").is_empty());
+    }
+
+    #[test]
+    fn the_lifecycle_expires_retired_code_and_old_templates_only() {
+        let config = lifecycle().unwrap();
+        let rules = config.rules();
+        assert_eq!(rules.len(), 2);
+        let code = &rules[0];
+        let tag = code.filter().and_then(|f| f.tag()).unwrap();
+        assert_eq!((tag.key(), tag.value()), RETIRED_TAG);
+        assert!(code.filter().and_then(|f| f.prefix()).is_none());
+        assert_eq!(
+            code.expiration().and_then(|e| e.days()),
+            Some(RETIRED_EXPIRY_DAYS)
+        );
+        assert_eq!(
+            rules[1].filter().and_then(|f| f.prefix()),
+            Some("templates/")
+        );
     }
 
     #[test]

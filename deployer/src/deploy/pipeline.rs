@@ -41,7 +41,7 @@ pub async fn deploy(
 
     preflight::check_before_deploy(session).await?;
     let watch = Stopwatch::start();
-    let artifact = upload_code(session, &prepared.artifact).await?;
+    let mut artifact = upload_code(session, &prepared.artifact).await?;
     timings.upload = watch.millis();
 
     let watch = Stopwatch::start();
@@ -67,6 +67,16 @@ pub async fn deploy(
     let watch = Stopwatch::start();
     let applied = apply::apply(session, change_set, create).await?;
     timings.apply = watch.millis();
+    if !applied.up_to_date {
+        artifact.retired = artifacts::retire_old(
+            &session.aws,
+            &artifact.bucket,
+            &artifact.owner,
+            &session.stack,
+            &artifact.key,
+        )
+        .await?;
+    }
 
     let stack = session.deployed_stack().await?;
     let bucket_name = stack
@@ -112,32 +122,28 @@ async fn upload_code(
     artifact: &Artifact,
 ) -> Result<ArtifactReport, DeployError> {
     let account = session.aws.account_id().await?;
-    let bucket = artifacts::ensure_bucket(&session.aws, &account).await?;
-    let uploaded = artifacts::upload_if_missing(
-        &session.aws,
-        &bucket,
-        &account,
-        &artifact.key,
-        &artifact.zip,
-    )
-    .await?;
+    let bucket = session.artifacts_bucket(&account);
+    let bucket = artifacts::ensure_bucket(&session.aws, &account, &bucket).await?;
+    let key = artifacts::code_key(&session.stack, artifact);
+    let uploaded =
+        artifacts::upload_if_missing(&session.aws, &bucket, &account, &key, &artifact.zip).await?;
     if uploaded {
         session.printer.info(format_args!(
-            "uploaded code {} ({} bytes)",
-            artifact.key,
+            "uploaded code {key} ({} bytes)",
             artifact.zip.len()
         ));
     } else {
         session
             .printer
-            .detail(format_args!("code unchanged: {}", artifact.key));
+            .detail(format_args!("code unchanged: {key}"));
     }
     Ok(ArtifactReport {
-        key: artifact.key.clone(),
+        key,
         bucket,
         owner: account,
         bytes: artifact.zip.len(),
         uploaded,
+        retired: Vec::new(),
     })
 }
 
@@ -160,11 +166,11 @@ pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, 
     };
     // The code bucket is only named, not written: a plan uploads nothing.
     let account = session.aws.account_id().await?;
-    let bucket = artifacts::bucket_name(&account, &session.aws.region);
+    let bucket = session.artifacts_bucket(&account);
+    let code_key = artifacts::code_key(&session.stack, &prepared.artifact);
     let source = change_set::template_source(session, &prepared.template, None).await?;
     let change_set =
-        change_set::stage_change_set(session, create, source, &bucket, &prepared.artifact.key)
-            .await?;
+        change_set::stage_change_set(session, create, source, &bucket, &code_key).await?;
     let (changes, up_to_date) = match change_set {
         ChangeSet::Empty => (Vec::new(), true),
         ChangeSet::Ready { name, changes, .. } => {
@@ -189,6 +195,6 @@ pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, 
         changes,
         dependent_changes,
         data_at_risk,
-        code_key: prepared.artifact.key.clone(),
+        code_key,
     })
 }

@@ -87,7 +87,7 @@ pub fn artifacts_bucket(bucket: &str, account: &str, answer: BucketAnswer) -> Ve
             "artifacts bucket `{bucket}` does not exist yet; `deployer up` creates it (private, encrypted)"
         )),
         BucketAnswer::Forbidden => Verdict::Problem(format!(
-            "a bucket named `{bucket}` exists but does not belong to account {account} (or denies it access); never deploy code through it: delete it if it is yours in another account, or check `--profile`"
+            "a bucket named `{bucket}` exists but does not belong to account {account} (or denies it access); never deploy code through it: name another with `artifacts_bucket:` in the stage file or `--artifacts-bucket`, delete it if it is yours in another account, or check `--profile`"
         )),
     }
 }

@@ -53,6 +53,8 @@ pub struct ArtifactReport {
     pub owner: String,
     pub bytes: usize,
     pub uploaded: bool,
+    /// Older artifacts of the stack marked to expire (all but the newest ten).
+    pub retired: Vec<String>,
 }
 
 /// How long each step of `up` took, in milliseconds.

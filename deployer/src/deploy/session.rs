@@ -2,10 +2,11 @@
 //! person (or CI job) running the deployer: what every pipeline step takes.
 
 use crate::aws::{Aws, Settings};
+use crate::deploy::artifacts;
 use crate::deploy::error::DeployError;
 use crate::deploy::stack::{self, StackInfo};
 use crate::output::{Answer, Printer};
-use crate::stage::Stage;
+use crate::stage::{BucketName, Stage};
 use crate::template::composition::Target;
 
 /// Where the calls go: overrides of what the stage file says.
@@ -17,6 +18,8 @@ pub struct SessionOptions {
     pub profile: Option<String>,
     /// `--endpoint-url`; the stage file's `endpoint_url` otherwise; AWS if neither.
     pub endpoint_url: Option<String>,
+    /// `--artifacts-bucket`; the stage file's `artifacts_bucket` otherwise.
+    pub artifacts_bucket: Option<BucketName>,
     /// `--yes`: every confirmation is answered yes.
     pub assume_yes: bool,
     /// `--allow-replace`: stateful resources that may be replaced or deleted.
@@ -34,6 +37,8 @@ pub struct Session {
     pub assume_yes: bool,
     /// Stateful resources the user allowed to be replaced or deleted.
     pub allow_replace: Vec<String>,
+    /// A named artifacts bucket (flag or stage file); `None`: the default name.
+    pub artifacts_bucket: Option<String>,
 }
 
 impl Session {
@@ -47,6 +52,11 @@ impl Session {
         printer: Printer,
     ) -> Result<Self, DeployError> {
         let target = Target::of(&stage, options.endpoint_url.as_deref());
+        let artifacts_bucket = options
+            .artifacts_bucket
+            .clone()
+            .or_else(|| stage.config.artifacts_bucket.clone())
+            .map(String::from);
         let settings = Settings {
             region: options
                 .region
@@ -78,7 +88,16 @@ impl Session {
             printer,
             assume_yes: options.assume_yes,
             allow_replace: options.allow_replace.clone(),
+            artifacts_bucket,
         })
+    }
+
+    /// The artifacts bucket's name: the one the user named, or the default
+    /// of `account` in this region.
+    pub fn artifacts_bucket(&self, account: &str) -> String {
+        self.artifacts_bucket
+            .clone()
+            .unwrap_or_else(|| artifacts::bucket_name(account, &self.aws.region))
     }
 
     /// The deployed stack, or the "not deployed" error naming the fix.

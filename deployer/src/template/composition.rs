@@ -13,9 +13,10 @@ use crate::emulator;
 use crate::stage::{Stage, StageConfig};
 use crate::template::intrinsic::{Expr, Handle, LogicalId, Pseudo, Sub};
 use crate::template::resources::{
-    ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, CorsRule, Effect,
-    Function, HasHandle, KeyAttribute, LambdaPermission, LogGroup, MethodTarget, Output, Parameter,
-    Resource, RestApi, Role, StageModel, Statement, Table, Tags, UserPool, UserPoolClient,
+    ApiAccount, ApiDeployment, ApiMethod, ApiResource, ApiStage, Bucket, BucketPolicy, CorsRule,
+    Effect, Function, HasHandle, KeyAttribute, LambdaPermission, LogGroup, MethodTarget, Output,
+    Parameter, Resource, RestApi, Role, StageModel, Statement, Table, Tags, Throttling, UserPool,
+    UserPoolClient,
 };
 use crate::template::synth::{Template, resource_json, synthesize};
 
@@ -42,6 +43,9 @@ pub mod ids {
     pub const API_DEPLOYMENT: LogicalId = LogicalId::new("ApiDeployment");
     pub const API_STAGE: LogicalId = LogicalId::new("ApiStage");
     pub const API_PERMISSION: LogicalId = LogicalId::new("ApiInvokePermission");
+    pub const API_ACCESS_LOGS: LogicalId = LogicalId::new("ApiAccessLogGroup");
+    pub const API_LOGS_ROLE: LogicalId = LogicalId::new("ApiGatewayLogsRole");
+    pub const API_ACCOUNT: LogicalId = LogicalId::new("ApiGatewayAccount");
 
     pub const OUT_API_URL: LogicalId = LogicalId::new(outputs::API_URL);
     pub const OUT_STATIC_URL: LogicalId = LogicalId::new(outputs::STATIC_URL);
@@ -301,8 +305,11 @@ impl AppResources {
         };
         let role = Role {
             id: ids::ROLE,
+            trusted_service: "lambda.amazonaws.com",
             policy_name: "cloudalbum-app",
             statements: app_statements(deps.table, deps.bucket, deps.pool, log_group.handle()),
+            managed_policies: Vec::new(),
+            retain: false,
             tags: ctx.tags.clone(),
         };
         let function = Function {
@@ -335,6 +342,50 @@ struct ApiResources {
     deployment: ApiDeployment,
     stage: ApiStage,
     permission: LambdaPermission,
+    access_logs: Option<AccessLogs>,
+}
+
+/// Where the stage's access logs go, and what lets API Gateway write them.
+struct AccessLogs {
+    log_group: LogGroup,
+    role: Role,
+    account: ApiAccount,
+}
+
+impl AccessLogs {
+    fn build(ctx: &Ctx<'_>) -> Self {
+        let role = Role {
+            id: ids::API_LOGS_ROLE,
+            trusted_service: "apigateway.amazonaws.com",
+            policy_name: "apigateway-logs",
+            statements: Vec::new(),
+            managed_policies: vec![
+                Sub::new()
+                    .lit("arn:")
+                    .pseudo(Pseudo::Partition)
+                    .lit(":iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+                    .build(),
+            ],
+            // The region's API Gateway settings keep naming this role after
+            // the stack is gone; deleting it would break every other stage's
+            // logs in the account.
+            retain: true,
+            tags: ctx.tags.clone(),
+        };
+        Self {
+            log_group: LogGroup {
+                id: ids::API_ACCESS_LOGS,
+                name: format!("/aws/apigateway/{}/access", ctx.stack),
+                retention_days: ctx.config.log_retention_days.get(),
+                tags: ctx.tags.clone(),
+            },
+            account: ApiAccount {
+                id: ids::API_ACCOUNT,
+                cloudwatch_role: role.handle(),
+            },
+            role,
+        }
+    }
 }
 
 impl ApiResources {
@@ -373,11 +424,18 @@ impl ApiResources {
             api: api_h,
             methods: vec![root_method.handle(), proxy_method.handle()],
         };
+        let access_logs = ctx.config.api_access_logs().then(|| AccessLogs::build(ctx));
         let stage = ApiStage {
             id: ids::API_STAGE,
             api: api_h,
             deployment: deployment.handle(),
             name: ctx.stage.to_owned(),
+            throttling: ctx.config.api_throttling().then(|| Throttling {
+                rate: ctx.config.api.rate_limit.get(),
+                burst: ctx.config.api.burst_limit.get(),
+            }),
+            access_log: access_logs.as_ref().map(|a| a.log_group.handle()),
+            depends_on: access_logs.iter().map(|a| a.account.id).collect(),
             tags: ctx.tags.clone(),
         };
         let permission = LambdaPermission {
@@ -397,11 +455,12 @@ impl ApiResources {
             deployment,
             stage,
             permission,
+            access_logs,
         }
     }
 
-    fn into_resources(self) -> [Resource; 7] {
-        [
+    fn into_resources(self) -> Vec<Resource> {
+        let mut resources = vec![
             Resource::RestApi(self.api),
             Resource::ApiResource(self.proxy),
             Resource::ApiMethod(self.root_method),
@@ -409,7 +468,15 @@ impl ApiResources {
             Resource::ApiDeployment(self.deployment),
             Resource::ApiStage(self.stage),
             Resource::LambdaPermission(self.permission),
-        ]
+        ];
+        if let Some(logs) = self.access_logs {
+            resources.extend([
+                Resource::LogGroup(logs.log_group),
+                Resource::Role(logs.role),
+                Resource::ApiAccount(logs.account),
+            ]);
+        }
+        resources
     }
 }
 

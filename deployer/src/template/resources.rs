@@ -123,9 +123,24 @@ pub enum Effect {
 #[derive(Debug, Clone)]
 pub struct Role {
     pub id: LogicalId,
+    /// The service that assumes it (`lambda.amazonaws.com`).
+    pub trusted_service: &'static str,
     pub policy_name: &'static str,
+    /// The inline policy; none when empty.
     pub statements: Vec<Statement>,
+    /// AWS managed policies, by ARN.
+    pub managed_policies: Vec<Expr>,
+    /// Kept when the stack goes (something outside the stack refers to it).
+    pub retain: bool,
     pub tags: Tags,
+}
+
+/// The region's API Gateway account settings: the role API Gateway writes
+/// logs with. One per account and region, whoever sets it last.
+#[derive(Debug, Clone)]
+pub struct ApiAccount {
+    pub id: LogicalId,
+    pub cloudwatch_role: Handle<Role>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,7 +203,21 @@ pub struct ApiStage {
     pub api: Handle<RestApi>,
     pub deployment: Handle<ApiDeployment>,
     pub name: String,
+    /// Every method throttled at this rate and burst.
+    pub throttling: Option<Throttling>,
+    /// Access logs (one JSON line per request) into this log group.
+    pub access_log: Option<Handle<LogGroup>>,
+    /// Created after these (the account's logging role before access logs).
+    pub depends_on: Vec<LogicalId>,
     pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Throttling {
+    /// Steady requests per second.
+    pub rate: u32,
+    /// Requests at once above the rate.
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +243,7 @@ pub enum Resource {
     ApiMethod(ApiMethod),
     ApiDeployment(ApiDeployment),
     ApiStage(ApiStage),
+    ApiAccount(ApiAccount),
     LambdaPermission(LambdaPermission),
 }
 
@@ -233,6 +263,7 @@ impl Resource {
             Self::ApiMethod(r) => r.id,
             Self::ApiDeployment(r) => r.id,
             Self::ApiStage(r) => r.id,
+            Self::ApiAccount(r) => r.id,
             Self::LambdaPermission(r) => r.id,
         }
     }
@@ -366,4 +397,5 @@ has_handle!(
     ApiResource,
     ApiMethod,
     ApiDeployment,
+    ApiAccount,
 );

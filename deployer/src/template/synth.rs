@@ -160,7 +160,15 @@ pub fn resource_json(resource: &Resource) -> Value {
             Vec::new(),
         ),
         Resource::LogGroup(r) => ("AWS::Logs::LogGroup", log_group(r), Vec::new()),
-        Resource::Role(r) => ("AWS::IAM::Role", role(r), Vec::new()),
+        Resource::Role(r) => (
+            "AWS::IAM::Role",
+            role(r),
+            if r.retain {
+                retention(true)
+            } else {
+                Vec::new()
+            },
+        ),
         Resource::Function(r) => ("AWS::Lambda::Function", function(r), Vec::new()),
         Resource::RestApi(r) => ("AWS::ApiGateway::RestApi", rest_api(r), Vec::new()),
         Resource::ApiResource(r) => ("AWS::ApiGateway::Resource", api_resource(r), Vec::new()),
@@ -170,7 +178,20 @@ pub fn resource_json(resource: &Resource) -> Value {
             api_deployment(r),
             depends_on(r.methods.iter().map(crate::template::intrinsic::Handle::id)),
         ),
-        Resource::ApiStage(r) => ("AWS::ApiGateway::Stage", api_stage(r), Vec::new()),
+        Resource::ApiStage(r) => (
+            "AWS::ApiGateway::Stage",
+            api_stage(r),
+            if r.depends_on.is_empty() {
+                Vec::new()
+            } else {
+                depends_on(r.depends_on.iter().copied())
+            },
+        ),
+        Resource::ApiAccount(r) => (
+            "AWS::ApiGateway::Account",
+            Expr::map([("CloudWatchRoleArn", r.cloudwatch_role.arn().into())]),
+            Vec::new(),
+        ),
         Resource::LambdaPermission(r) => {
             ("AWS::Lambda::Permission", lambda_permission(r), Vec::new())
         }
@@ -520,27 +541,32 @@ fn log_group(g: &LogGroup) -> Expr {
 
 fn role(r: &Role) -> Expr {
     let trust = [Statement {
-        sid: "LambdaAssumeRole",
+        sid: if r.trusted_service.starts_with("lambda.") {
+            "LambdaAssumeRole"
+        } else {
+            "ServiceAssumeRole"
+        },
         effect: Effect::Allow,
-        principal: Some(Expr::map([(
-            "Service",
-            Expr::strings(["lambda.amazonaws.com"]),
-        )])),
+        principal: Some(Expr::map([("Service", Expr::strings([r.trusted_service]))])),
         actions: vec!["sts:AssumeRole"],
         resources: Vec::new(),
         condition: None,
     }];
-    Expr::map([
-        ("AssumeRolePolicyDocument", policy_document(&trust)),
-        (
+    let mut props = vec![("AssumeRolePolicyDocument", policy_document(&trust))];
+    if !r.managed_policies.is_empty() {
+        props.push(("ManagedPolicyArns", Expr::list(r.managed_policies.clone())));
+    }
+    if !r.statements.is_empty() {
+        props.push((
             "Policies",
             Expr::list([Expr::map([
                 ("PolicyDocument", policy_document(&r.statements)),
                 ("PolicyName", Expr::str(r.policy_name)),
             ])]),
-        ),
-        ("Tags", tag_list(&r.tags)),
-    ])
+        ));
+    }
+    props.push(("Tags", tag_list(&r.tags)));
+    Expr::map(props)
 }
 
 fn function(f: &Function) -> Expr {
@@ -637,13 +663,38 @@ fn api_deployment(d: &ApiDeployment) -> Expr {
     ])
 }
 
+/// What an access log line holds: who, what, how it went, how long it took.
+const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","time":"$context.requestTime","method":"$context.httpMethod","path":"$context.path","status":"$context.status","bytes":"$context.responseLength","latencyMs":"$context.responseLatency","integrationLatencyMs":"$context.integrationLatency","integrationError":"$context.integration.error","userAgent":"$context.identity.userAgent"}"#;
+
 fn api_stage(s: &ApiStage) -> Expr {
-    Expr::map([
-        ("DeploymentId", s.deployment.deployment_id().into()),
+    let mut props = Vec::new();
+    if let Some(log_group) = s.access_log {
+        props.push((
+            "AccessLogSetting",
+            Expr::map([
+                ("DestinationArn", log_group.arn().into()),
+                ("Format", Expr::str(ACCESS_LOG_FORMAT)),
+            ]),
+        ));
+    }
+    props.push(("DeploymentId", s.deployment.deployment_id().into()));
+    if let Some(t) = s.throttling {
+        props.push((
+            "MethodSettings",
+            Expr::list([Expr::map([
+                ("HttpMethod", Expr::str("*")),
+                ("ResourcePath", Expr::str("/*")),
+                ("ThrottlingBurstLimit", t.burst.into()),
+                ("ThrottlingRateLimit", t.rate.into()),
+            ])]),
+        ));
+    }
+    props.extend([
         ("RestApiId", s.api.api_id().into()),
         ("StageName", Expr::str(&s.name)),
         ("Tags", tag_list(&s.tags)),
-    ])
+    ]);
+    Expr::map(props)
 }
 
 fn lambda_permission(p: &LambdaPermission) -> Expr {

@@ -120,6 +120,16 @@ fn unknown_key_exits_2() {
 }
 
 #[test]
+fn an_artifacts_bucket_that_breaks_s3_naming_rules_exits_2_before_aws() {
+    deployer()
+        .args(["plan", "--artifacts-bucket", "My.Artifacts"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--artifacts-bucket"))
+        .stderr(predicate::str::contains("no dots"));
+}
+
+#[test]
 fn missing_stage_lists_the_stages_that_exist() {
     deployer()
         .args(["synth", "--stage", "qa"])

@@ -496,7 +496,7 @@ fn check_resources(cloud: &Cloud, local: &Stage, first: &Value, bucket: &str, ta
     // The code is the content-addressed zip: Lambda's hash of it is the key's hash.
     let key = first["artifact"]["key"].as_str().unwrap();
     let sha = key
-        .strip_prefix("bootstrap/")
+        .strip_prefix("cloudalbum-local/bootstrap/")
         .and_then(|k| k.strip_suffix(".zip"))
         .unwrap();
     assert_eq!(
@@ -991,6 +991,37 @@ fn a_retained_stage_protects_its_data_through_each_services_api() {
             pool.deletion_protection,
             Some(aws_sdk_cognitoidentityprovider::types::DeletionProtectionType::Active)
         );
+        // The API stage is throttled and writes access logs, as API Gateway says.
+        let apigateway = aws_sdk_apigateway::Client::new(&sdk);
+        let api = cloud.physical_id("Api");
+        let stage = apigateway
+            .get_stage()
+            .rest_api_id(&api)
+            .stage_name(STAGE)
+            .send()
+            .await
+            .unwrap();
+        let all = stage
+            .method_settings()
+            .and_then(|m| m.get("*/*"))
+            .unwrap_or_else(|| panic!("no */* method settings: {stage:?}"));
+        assert_eq!(
+            (all.throttling_rate_limit, all.throttling_burst_limit),
+            (
+                f64::from(deployer::stage::defaults::API_RATE_LIMIT),
+                i32::try_from(deployer::stage::defaults::API_BURST_LIMIT).unwrap()
+            )
+        );
+        let logs = stage.access_log_settings().unwrap();
+        assert!(
+            logs.destination_arn()
+                .unwrap()
+                .contains("/aws/apigateway/cloudalbum-local/access"),
+            "{logs:?}"
+        );
+        assert!(logs.format().unwrap().contains("$context.requestId"));
+        let account = apigateway.get_account().send().await.unwrap();
+        assert!(account.cloudwatch_role_arn().is_some(), "{account:?}");
     });
     // `down` leaves a termination-protected stage alone.
     cloud
@@ -1109,7 +1140,11 @@ fn every_call_on_the_artifacts_bucket_names_its_expected_owner() {
     };
     let bucket = cloud
         .rt
-        .block_on(artifacts::ensure_bucket(&aws, &account))
+        .block_on(artifacts::ensure_bucket(
+            &aws,
+            &account,
+            &artifacts::bucket_name(&account, &aws.region),
+        ))
         .unwrap();
     for expected in [true, false] {
         let uploaded = cloud
@@ -1127,7 +1162,7 @@ fn every_call_on_the_artifacts_bucket_names_its_expected_owner() {
     // Again, now that it exists.
     cloud
         .rt
-        .block_on(artifacts::ensure_bucket(&aws, &account))
+        .block_on(artifacts::ensure_bucket(&aws, &account, &bucket))
         .unwrap();
     let requests = recorder.0.lock().unwrap().clone();
     assert!(requests.len() >= 8, "{requests:?}");
@@ -1153,6 +1188,106 @@ fn every_call_on_the_artifacts_bucket_names_its_expected_owner() {
             .unwrap()
     });
     assert!(policy.contains("aws:SecureTransport"), "{policy}");
+}
+
+/// A stack keeps its newest ten code artifacts; older ones are tagged for the
+/// bucket's lifecycle rule to expire (the emulator runs no lifecycle, so the
+/// rule and the tags are checked). Redeploying an old artifact (a rollback)
+/// makes it the newest again and clears its tag.
+#[test]
+fn old_code_artifacts_are_retired_and_the_newest_ten_kept() {
+    use deployer::deploy::artifacts::{self, KEEP_ARTIFACTS, RETIRED_TAG};
+    let cloud = Cloud::start();
+    let account = cloud.rt.block_on(cloud.aws.account_id()).unwrap();
+    let bucket = "team-artifacts-retire-test";
+    cloud
+        .rt
+        .block_on(artifacts::ensure_bucket(&cloud.aws, &account, bucket))
+        .unwrap();
+    let stack = "retire-test";
+    let keys: Vec<String> = (0..13)
+        .map(|i| format!("{stack}/bootstrap/{i:02}.zip"))
+        .collect();
+    let tags = |key: &str| {
+        cloud.rt.block_on(async {
+            cloud
+                .aws
+                .s3
+                .get_object_tagging()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let retired_tag = vec![(RETIRED_TAG.0.to_owned(), RETIRED_TAG.1.to_owned())];
+    for key in &keys {
+        cloud
+            .rt
+            .block_on(artifacts::upload_if_missing(
+                &cloud.aws, bucket, &account, key, b"zip",
+            ))
+            .unwrap();
+        // Distinct write times (S3 keeps seconds).
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    // Another stack's artifacts are never touched.
+    let other = "other-stack/bootstrap/00.zip";
+    cloud
+        .rt
+        .block_on(artifacts::upload_if_missing(
+            &cloud.aws, bucket, &account, other, b"zip",
+        ))
+        .unwrap();
+    let newest = keys.last().unwrap();
+    let retired = cloud
+        .rt
+        .block_on(artifacts::retire_old(
+            &cloud.aws, bucket, &account, stack, newest,
+        ))
+        .unwrap();
+    assert_eq!(retired.len(), keys.len() - KEEP_ARTIFACTS, "{retired:?}");
+    for key in &keys[..3] {
+        assert!(retired.contains(key), "{key}");
+        assert_eq!(tags(key), retired_tag, "{key}");
+    }
+    for key in &keys[3..] {
+        assert!(tags(key).is_empty(), "{key}");
+    }
+    assert!(tags(other).is_empty());
+    // A rollback to the oldest: it is kept and untagged, the next oldest goes.
+    let retired = cloud
+        .rt
+        .block_on(artifacts::retire_old(
+            &cloud.aws, bucket, &account, stack, &keys[0],
+        ))
+        .unwrap();
+    assert!(!retired.contains(&keys[0]), "{retired:?}");
+    assert!(tags(&keys[0]).is_empty());
+    assert!(retired.contains(&keys[3]), "{retired:?}");
+    // The lifecycle rule that expires them is on the bucket.
+    let rules = cloud.rt.block_on(async {
+        cloud
+            .aws
+            .s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap()
+    });
+    let expires_retired = rules.rules().iter().any(|r| {
+        r.filter()
+            .and_then(|f| f.tag())
+            .is_some_and(|t| (t.key(), t.value()) == RETIRED_TAG)
+            && r.expiration().and_then(|e| e.days()).is_some()
+    });
+    assert!(expires_retired, "{rules:?}");
 }
 
 #[test]

@@ -221,8 +221,18 @@ fn prod_retains_data_and_dev_does_not() {
 fn role_policy_has_no_wildcard_actions() {
     for stage in stages() {
         let t = template(&stage, None);
-        let role = resource_of_type(t.as_json(), "AWS::IAM::Role");
-        for policy in role["Properties"]["Policies"].as_array().unwrap() {
+        let roles = t.as_json()["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["Type"] == "AWS::IAM::Role");
+        let policies = roles.flat_map(|r| {
+            r["Properties"]["Policies"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        });
+        for policy in policies {
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
                 for action in statement["Action"].as_array().unwrap() {
                     assert!(!action.as_str().unwrap().contains('*'), "{action}");
@@ -346,7 +356,7 @@ fn the_app_role_allows_exactly_what_the_app_calls() {
         .extend(["logs:CreateLogStream", "logs:PutLogEvents", "s3:ListBucket"].map(str::to_owned));
     for stage in stages() {
         let t = template(&stage, None);
-        let role = resource_of_type(t.as_json(), "AWS::IAM::Role");
+        let role = &t.as_json()["Resources"]["AppRole"];
         let mut granted = BTreeSet::new();
         for policy in role["Properties"]["Policies"].as_array().unwrap() {
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
@@ -395,4 +405,54 @@ fn unclaimed_uploads_expire_and_photos_do_not() {
             "{stage}"
         );
     }
+}
+
+/// Stages with real users (retained data) are throttled and keep access logs
+/// in a log group of their own; the role API Gateway logs with outlives the
+/// stack, since the region's API Gateway settings keep naming it.
+#[test]
+fn retained_stages_throttle_the_api_and_keep_access_logs() {
+    let prod = template("prod", None);
+    let resources = &prod.as_json()["Resources"];
+    let stage = &resources["ApiStage"];
+    let settings = &stage["Properties"]["MethodSettings"][0];
+    assert_eq!(settings["ResourcePath"], "/*");
+    assert_eq!(settings["HttpMethod"], "*");
+    assert_eq!(
+        settings["ThrottlingRateLimit"],
+        deployer::stage::defaults::API_RATE_LIMIT
+    );
+    assert_eq!(
+        settings["ThrottlingBurstLimit"],
+        deployer::stage::defaults::API_BURST_LIMIT
+    );
+    let logs = &stage["Properties"]["AccessLogSetting"];
+    assert_eq!(
+        logs["DestinationArn"],
+        json!({ "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"] })
+    );
+    let format: Value = serde_json::from_str(logs["Format"].as_str().unwrap()).unwrap();
+    assert_eq!(format["status"], "$context.status");
+    // Logs need the account's logging role first.
+    assert_eq!(stage["DependsOn"], json!(["ApiGatewayAccount"]));
+    assert_eq!(
+        resources["ApiGatewayAccount"]["Properties"]["CloudWatchRoleArn"],
+        json!({ "Fn::GetAtt": ["ApiGatewayLogsRole", "Arn"] })
+    );
+    let role = &resources["ApiGatewayLogsRole"];
+    assert_eq!(role["DeletionPolicy"], "RetainExceptOnCreate");
+    assert_eq!(
+        role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        json!(["apigateway.amazonaws.com"])
+    );
+    assert_eq!(
+        resources["ApiAccessLogGroup"]["Properties"]["LogGroupName"],
+        "/aws/apigateway/cloudalbum-prod/access"
+    );
+    // A stage without real users has none of it unless it asks.
+    let dev = template("dev", None);
+    let resources = &dev.as_json()["Resources"];
+    assert!(resources["ApiStage"]["Properties"]["MethodSettings"].is_null());
+    assert!(resources["ApiStage"]["Properties"]["AccessLogSetting"].is_null());
+    assert!(resources["ApiGatewayAccount"].is_null());
 }
