@@ -438,10 +438,14 @@ pub fn http_request(
         "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nAccept: */*\r\n"
     );
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        for part in [*name, ": ", *value, "\r\n"] {
+            head.push_str(part);
+        }
     }
     if !body.is_empty() || method != "GET" {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        head.push_str("Content-Length: ");
+        head.push_str(&body.len().to_string());
+        head.push_str("\r\n");
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;

@@ -245,10 +245,7 @@ pub async fn create_change_set(
                 .resource_type(&import.resource_type)
                 .logical_resource_id(&import.logical_id)
                 .resource_identifier(&import.identifier_key, &import.physical_id)
-                .build()
-                .map_err(|e| {
-                    AwsError::other("cloudformation:CreateChangeSet", aws.target(), e)
-                })?,
+                .build(),
         );
     }
     let created = call

@@ -192,9 +192,11 @@ pub fn verdict(stage: &str, record_at: &str, survivors: &[Survivor]) -> Verdict 
         .iter()
         .partition(|s| matches!(s.lookup, Lookup::Found { .. }));
     let lines = |list: &[&Survivor]| {
-        list.iter()
-            .map(|s| format!("\n  {}", s.describe()))
-            .collect::<String>()
+        list.iter().fold(String::new(), |mut out, s| {
+            out.push_str("\n  ");
+            out.push_str(&s.describe());
+            out
+        })
     };
     Verdict::Partial(format!(
         "stage `{stage}` has no stack, but part of its retained data survives; nothing was changed, because a new stage would start empty next to it.\nfound:{}\nmissing:{}\nwhat you can do:\n  - if the missing ones exist under other names, write their physical ids into {record_at} (JSON: {{\"stage\", \"stack\", \"survivors\": [{{\"logical_id\", \"resource_type\", \"physical_id\"}}]}}) and run `deployer up --stage {stage}` again: all of them are re-adopted;\n  - if they are lost, restore them (DynamoDB: restore the table from a backup or point in time; S3: a bucket of the recorded name) and record them so;\n  - to start the stage empty instead, save what the found ones hold, delete them (deletion protection first), delete {record_at}, and run `deployer up --stage {stage}`",
@@ -223,10 +225,7 @@ pub async fn readopt(
         let lookup = look_up(session, owner, &retained, recorded).await?;
         survivors.push(Survivor { retained, lookup });
     }
-    let record_at = format!(
-        "s3://{artifacts_bucket}/{}",
-        record_key(&session.stack)
-    );
+    let record_at = format!("s3://{artifacts_bucket}/{}", record_key(&session.stack));
     let imports = match verdict(session.stage.name.as_str(), &record_at, &survivors) {
         Verdict::Nothing => {
             if record.is_some() {
@@ -251,7 +250,10 @@ pub async fn readopt(
     }
     if !session.confirm(
         "re-adopt them into the new stack, so its users and photos come back?",
-        &format!("re-adopting the retained data of stage `{}`", session.stage.name),
+        &format!(
+            "re-adopting the retained data of stage `{}`",
+            session.stage.name
+        ),
     )? {
         return Err(DeployError::Refused(format!(
             "nothing was changed: `up` would otherwise create a new, empty stage next to the survivors. Run `deployer up --stage {}` again and answer yes (or pass `--yes`) to re-adopt them",
@@ -367,7 +369,13 @@ async fn exists(
     let aws = &session.aws;
     match retained.resource_type {
         "AWS::DynamoDB::Table" => {
-            match aws.ddb.describe_table().table_name(physical_id).send().await {
+            match aws
+                .ddb
+                .describe_table()
+                .table_name(physical_id)
+                .send()
+                .await
+            {
                 Ok(_) => Ok(true),
                 Err(e) => {
                     let err = AwsError::from_sdk("dynamodb:DescribeTable", aws.target(), e);
@@ -397,8 +405,7 @@ async fn exists(
             {
                 Ok(_) => Ok(true),
                 Err(e) => {
-                    let err =
-                        AwsError::from_sdk("cognito-idp:DescribeUserPool", aws.target(), e);
+                    let err = AwsError::from_sdk("cognito-idp:DescribeUserPool", aws.target(), e);
                     if err.is_code("ResourceNotFoundException") {
                         Ok(false)
                     } else {
@@ -562,7 +569,11 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            [("TableName", "t-1"), ("BucketName", "b-1"), ("UserPoolId", "p-1")]
+            [
+                ("TableName", "t-1"),
+                ("BucketName", "b-1"),
+                ("UserPoolId", "p-1")
+            ]
         );
         assert_eq!(imports[2].logical_id, "UserPool");
         assert_eq!(imports[2].resource_type, "AWS::Cognito::UserPool");
@@ -582,9 +593,18 @@ mod tests {
             panic!("a partial survival was not refused");
         };
         let (found_part, rest) = message.split_once("missing:").unwrap();
-        assert!(found_part.contains("PhotoTable (AWS::DynamoDB::Table) `t-1`"), "{message}");
-        assert!(found_part.contains("PhotoBucket (AWS::S3::Bucket) `b-1`"), "{message}");
-        assert!(rest.contains("UserPool (AWS::Cognito::UserPool)"), "{message}");
+        assert!(
+            found_part.contains("PhotoTable (AWS::DynamoDB::Table) `t-1`"),
+            "{message}"
+        );
+        assert!(
+            found_part.contains("PhotoBucket (AWS::S3::Bucket) `b-1`"),
+            "{message}"
+        );
+        assert!(
+            rest.contains("UserPool (AWS::Cognito::UserPool)"),
+            "{message}"
+        );
         assert!(message.contains("nothing was changed"), "{message}");
         assert!(message.contains(AT), "{message}");
         assert!(message.contains("deployer up --stage prod"), "{message}");
@@ -610,6 +630,9 @@ mod tests {
             Some("cloudalbum-prod-PhotoTable-X")
         );
         assert_eq!(back.physical_id(&bucket), None);
-        assert_eq!(record_key("cloudalbum-prod"), "retained/cloudalbum-prod.json");
+        assert_eq!(
+            record_key("cloudalbum-prod"),
+            "retained/cloudalbum-prod.json"
+        );
     }
 }

@@ -727,8 +727,15 @@ mod tests {
         // reference to a resource it does not hold.
         assert!(import.as_json().get("Parameters").is_none());
         assert!(import.as_json().get("Outputs").is_none());
-        assert!(import.referenced_ids().is_empty(), "{:?}", import.referenced_ids());
-        assert_eq!(import.body(), import_template(&retained, &Target::Aws).body());
+        assert!(
+            import.referenced_ids().is_empty(),
+            "{:?}",
+            import.referenced_ids()
+        );
+        assert_eq!(
+            import.body(),
+            import_template(&retained, &Target::Aws).body()
+        );
     }
 
     #[test]

@@ -123,6 +123,20 @@ impl Cloud {
         })
     }
 
+    /// What an operator does before `down` of a retained stage.
+    fn lift_termination_protection(&self) {
+        self.rt
+            .block_on(
+                self.aws
+                    .cfn
+                    .update_termination_protection()
+                    .stack_name("cloudalbum-local")
+                    .enable_termination_protection(false)
+                    .send(),
+            )
+            .unwrap();
+    }
+
     fn table_capacity(&self, table: &str) -> (i64, i64) {
         self.rt.block_on(async {
             let t = self
@@ -1029,21 +1043,14 @@ fn a_retained_stage_comes_back_with_its_users_and_photos() {
     ann.sign_up(EMAIL, "Ann", PASSWORD);
     ann.sign_in(EMAIL, PASSWORD);
     let photo = ann.upload_jpeg(&jpeg, "Before the teardown");
-    assert!(ann.get("/").body_text().contains(&format!("/photos/{photo}")));
+    assert!(
+        ann.get("/")
+            .body_text()
+            .contains(&format!("/photos/{photo}"))
+    );
 
     // `down`: termination protection lifted first, as the operator would.
-    cloud
-        .rt
-        .block_on(
-            cloud
-                .aws
-                .cfn
-                .update_termination_protection()
-                .stack_name("cloudalbum-local")
-                .enable_termination_protection(false)
-                .send(),
-        )
-        .unwrap();
+    cloud.lift_termination_protection();
     let down = cloud.json(&["down", "--stacks-dir", dir]);
     assert_eq!(down["status"], "DELETE_COMPLETE", "{down}");
     let mut kept: Vec<String> = down["retained"]
@@ -1061,7 +1068,14 @@ fn a_retained_stage_comes_back_with_its_users_and_photos() {
     // Off a terminal, re-adopting needs --yes: refused, nothing created.
     let mut no_yes = deployer();
     no_yes
-        .args(["up", "--stacks-dir", dir, "--stage", STAGE, "--endpoint-url"])
+        .args([
+            "up",
+            "--stacks-dir",
+            dir,
+            "--stage",
+            STAGE,
+            "--endpoint-url",
+        ])
         .arg(cloud.emulator.endpoint())
         .env_remove("AWS_ACCESS_KEY_ID")
         .env("CI", "true")
@@ -1090,10 +1104,16 @@ fn a_retained_stage_comes_back_with_its_users_and_photos() {
     assert_eq!(again["outputs"]["UserPoolId"], survivors[2].1.as_str());
     let stack = cloud
         .rt
-        .block_on(deployer::deploy::stack::describe(&cloud.aws, "cloudalbum-local"))
+        .block_on(deployer::deploy::stack::describe(
+            &cloud.aws,
+            "cloudalbum-local",
+        ))
         .unwrap()
         .unwrap();
-    assert!(stack.termination_protection, "protected again after the import");
+    assert!(
+        stack.termination_protection,
+        "protected again after the import"
+    );
 
     // The same user signs in (a new app client, the same pool) and sees the
     // photo; its original is fetchable, byte for byte.

@@ -21,7 +21,13 @@ impl WebUser {
         }
     }
 
-    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
         let cookie = self
             .cookies
             .iter()
@@ -58,7 +64,8 @@ impl WebUser {
     /// The CSRF token a page of the app carries (`data-csrf` on `<body>`).
     fn csrf(&mut self, page: &str) -> String {
         let body = self.get(page).body_text();
-        attribute(&body, "data-csrf=\"").unwrap_or_else(|| panic!("no CSRF token on {page}: {body}"))
+        attribute(&body, "data-csrf=\"")
+            .unwrap_or_else(|| panic!("no CSRF token on {page}: {body}"))
     }
 
     /// Posts a form from `page` (which supplies the CSRF token).
@@ -115,7 +122,10 @@ impl WebUser {
         let grant = self.send(
             "POST",
             "/photos/uploads",
-            &[("Content-Type", "application/json"), ("X-CSRF-Token", &csrf)],
+            &[
+                ("Content-Type", "application/json"),
+                ("X-CSRF-Token", &csrf),
+            ],
             request.to_string().as_bytes(),
         );
         assert_eq!(grant.status, 200, "upload grant: {}", grant.body_text());
@@ -140,7 +150,12 @@ impl WebUser {
                 ("description", description),
             ],
         );
-        assert_eq!(page.status, 303, "claiming the upload: {}", page.body_text());
+        assert_eq!(
+            page.status,
+            303,
+            "claiming the upload: {}",
+            page.body_text()
+        );
         id
     }
 
