@@ -16,6 +16,8 @@ use crate::{emulator, exit};
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub cfn: aws_sdk_cloudformation::Client,
+    /// Cognito user pools: a retained stage's pool is found again through it.
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub s3: aws_sdk_s3::Client,
@@ -83,6 +85,7 @@ impl Aws {
         }
         Self {
             cfn: aws_sdk_cloudformation::Client::new(config),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(config),
             ddb: aws_sdk_dynamodb::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),

@@ -7,7 +7,7 @@
 //! | 1 | the deployment failed |
 //! | 2 | invalid input or usage |
 //! | 3 | credentials or permissions |
-//! | 4 | refused: the change would replace or delete data |
+//! | 4 | refused: the change would replace or delete data, or only part of a retained stage's data survived |
 
 pub const DEPLOY_FAILED: u8 = 1;
 pub const INVALID_INPUT: u8 = 2;

@@ -409,6 +409,18 @@ impl HttpResponse {
 /// `.localhost` (the emulator's API Gateway hosts) connect to 127.0.0.1, as
 /// browsers do; any other host is refused, so nothing leaves the machine.
 pub fn http_get(url: &str) -> std::io::Result<HttpResponse> {
+    http_request("GET", url, &[], &[])
+}
+
+/// [`http_get`] for any method, with extra request headers and a body: what a
+/// test needs to act as a browser against the stage's API on the emulator.
+/// The same loopback-only rule applies.
+pub fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let (host, port, path) =
         split_loopback_url(url).ok_or_else(|| invalid(format!("not an http:// URL: {url}")))?;
@@ -422,10 +434,22 @@ pub fn http_get(url: &str) -> std::io::Result<HttpResponse> {
         Duration::from_secs(2),
     )?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
-    )?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nAccept: */*\r\n"
+    );
+    for (name, value) in headers {
+        for part in [*name, ": ", *value, "\r\n"] {
+            head.push_str(part);
+        }
+    }
+    if !body.is_empty() || method != "GET" {
+        head.push_str("Content-Length: ");
+        head.push_str(&body.len().to_string());
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_response(&raw).ok_or_else(|| invalid(format!("malformed HTTP response from {url}")))

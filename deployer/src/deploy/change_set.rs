@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, ResourceToImport, Tag,
+};
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
@@ -167,6 +169,20 @@ pub struct ChangeSetRequest<'a> {
     pub template: TemplateSource,
     pub parameters: &'a [(String, String)],
     pub tags: &'a [(String, String)],
+    /// Existing resources to adopt: non-empty makes an `IMPORT` change set
+    /// (into a new stack when `create`), whose template holds only them.
+    pub imports: &'a [Import],
+}
+
+/// One existing resource an `IMPORT` change set adopts: its logical id and
+/// type in the template, and the identifier CloudFormation finds it by
+/// (`TableName`, `BucketName`, `UserPoolId`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Import {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub identifier_key: String,
+    pub physical_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -199,7 +215,9 @@ pub async fn create_change_set(
         .create_change_set()
         .stack_name(request.stack)
         .change_set_name(&name)
-        .change_set_type(if request.create {
+        .change_set_type(if !request.imports.is_empty() {
+            ChangeSetType::Import
+        } else if request.create {
             ChangeSetType::Create
         } else {
             ChangeSetType::Update
@@ -220,6 +238,15 @@ pub async fn create_change_set(
     }
     for (key, value) in request.tags {
         call = call.tags(Tag::builder().key(key).value(value).build());
+    }
+    for import in request.imports {
+        call = call.resources_to_import(
+            ResourceToImport::builder()
+                .resource_type(&import.resource_type)
+                .logical_resource_id(&import.logical_id)
+                .resource_identifier(&import.identifier_key, &import.physical_id)
+                .build(),
+        );
     }
     let created = call
         .send()
@@ -436,6 +463,7 @@ pub async fn stage_change_set(
             template,
             parameters: &parameters,
             tags: &tags,
+            imports: &[],
         },
     )
     .await

@@ -58,6 +58,10 @@ pub enum DeployError {
     /// The deployment (or a step of it) failed; the message says what to do.
     #[error("{0}")]
     Failed(String),
+    /// Part of a retained stage's data survived and part did not; the
+    /// message lists both and what to do. Nothing was changed.
+    #[error("{0}")]
+    PartialSurvivors(String),
     /// The user (or a rule) said no; nothing was changed.
     #[error("{0}")]
     Refused(String),
@@ -78,7 +82,7 @@ impl DeployError {
             | Self::IncompleteStatic { .. } => exit::INVALID_INPUT,
             Self::Emulator(e) => e.exit_code(),
             Self::WrongAccount { .. } | Self::AccountSettings(_) => exit::CREDENTIALS,
-            Self::WouldLoseData { .. } => exit::REFUSED_DATA,
+            Self::WouldLoseData { .. } | Self::PartialSurvivors(_) => exit::REFUSED_DATA,
             Self::Artifact(_)
             | Self::StaticSync(_)
             | Self::ChangeSetFailed { .. }

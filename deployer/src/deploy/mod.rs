@@ -6,7 +6,8 @@
 //! code) → [`artifacts`] (the code in the artifacts bucket) → [`change_set`] →
 //! [`apply`] (wait with progress; stuck states) → [`static_sync`] → [`report`].
 //! [`pipeline`] runs them in that order; [`teardown`] deletes a stage without
-//! losing data; [`stack`] reads stack state and events.
+//! losing data, and [`readopt`] brings a retained stage's data back into a
+//! new stack; [`stack`] reads stack state and events.
 
 pub mod apply;
 pub mod artifacts;
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;
+pub mod readopt;
 pub mod report;
 pub mod session;
 pub mod stack;

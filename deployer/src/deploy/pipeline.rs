@@ -16,7 +16,7 @@ use crate::deploy::report::{ArtifactReport, PlanReport, Stopwatch, Timings, UpRe
 use crate::deploy::session::Session;
 use crate::deploy::stack;
 use crate::deploy::static_sync;
-use crate::deploy::{guard, preflight};
+use crate::deploy::{guard, preflight, readopt};
 use crate::emulator;
 use crate::template::composition::Target;
 
@@ -53,6 +53,14 @@ pub async fn deploy(
             true
         }
     };
+    // A retained stage's survivors come back into the new stack first; the
+    // update below then adds everything else.
+    let readopted = if create {
+        readopt::readopt(session, &artifact.bucket, &artifact.owner).await?
+    } else {
+        Vec::new()
+    };
+    let create = create && readopted.is_empty();
     let source = change_set::template_source(
         session,
         &prepared.template,
@@ -110,6 +118,7 @@ pub async fn deploy(
         outputs: stack.outputs,
         changes: applied.changes,
         dependent_changes: applied.dependent_changes,
+        readopted,
         artifact,
         static_files,
         timings_ms: timings,

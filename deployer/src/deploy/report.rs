@@ -28,6 +28,10 @@ pub struct UpReport {
     /// Resources CloudFormation may update because an attribute they refer
     /// to may change (evaluated at run time).
     pub dependent_changes: Vec<Change>,
+    /// A retained stage's survivors, imported into the new stack before the
+    /// update (`deployer up` after `down`); absent when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub readopted: Vec<StackResource>,
     pub artifact: ArtifactReport,
     #[serde(rename = "static")]
     pub static_files: SyncReport,
@@ -126,7 +130,7 @@ impl fmt::Display for PlanReport {
 }
 
 /// One resource of a deployed stack.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct StackResource {
     pub logical_id: String,
     pub resource_type: String,

@@ -5,12 +5,15 @@
 //! `static/` or a table with items stops the teardown unless `--delete-data`;
 //! a termination-protected stack is refused. Only then is the bucket emptied
 //! (CloudFormation cannot delete a non-empty bucket) and the stack deleted.
+//! The survivors' ids are recorded first, so a later `up` re-adopts them
+//! ([`crate::deploy::readopt`]).
 
 use contract::prefix::STATIC as STATIC_PREFIX;
 
 use crate::aws::AwsError;
 use crate::deploy::apply::settled_stack;
 use crate::deploy::error::DeployError;
+use crate::deploy::readopt;
 use crate::deploy::report::{DownReport, NOT_DEPLOYED, StackResource, Stopwatch};
 use crate::deploy::session::Session;
 use crate::deploy::stack::{self, StackStatus};
@@ -86,6 +89,10 @@ pub async fn down(session: &Session, delete_data: bool) -> Result<DownReport, De
         return Err(DeployError::Refused("nothing was deleted".to_owned()));
     }
 
+    if !retained.is_empty() {
+        // Before anything is deleted: a later `up` re-adopts them by these ids.
+        readopt::record(session, &retained).await?;
+    }
     if let Some(bucket) = &bucket {
         report.objects_deleted = empty_bucket(session, bucket).await?;
     }

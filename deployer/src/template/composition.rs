@@ -18,7 +18,7 @@ use crate::template::resources::{
     Parameter, Resource, RestApi, Role, StageModel, Statement, Table, Tags, Throttling, UserPool,
     UserPoolClient,
 };
-use crate::template::synth::{Template, resource_json, synthesize};
+use crate::template::synth::{Template, resource_json, synthesize, synthesize_only};
 
 /// Logical ids. Stable forever: renaming one replaces the resource.
 pub mod ids {
@@ -84,6 +84,43 @@ impl Target {
 /// The template of `stage` deployed to `target`.
 pub fn stage_template(stage: &Stage, target: &Target) -> Template {
     synthesize(&StageModel::build(stage, target))
+}
+
+/// A resource a retained stage keeps after `down` (`retain_data: true`), and
+/// how CloudFormation finds it again to import it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retained {
+    pub id: LogicalId,
+    pub resource_type: &'static str,
+    /// The key of `ResourcesToImport`'s identifier: the physical id.
+    pub identifier_key: &'static str,
+}
+
+/// What survives `down` of a retained stage: the users' data and the users.
+pub const RETAINED: [Retained; 3] = [
+    Retained {
+        id: ids::TABLE,
+        resource_type: "AWS::DynamoDB::Table",
+        identifier_key: "TableName",
+    },
+    Retained {
+        id: ids::BUCKET,
+        resource_type: "AWS::S3::Bucket",
+        identifier_key: "BucketName",
+    },
+    Retained {
+        id: ids::USER_POOL,
+        resource_type: "AWS::Cognito::UserPool",
+        identifier_key: "UserPoolId",
+    },
+];
+
+/// The template that re-adopts a retained stage's survivors into a new stack
+/// (an `IMPORT` change set): the [`RETAINED`] resources as the stage's full
+/// template declares them, and nothing else.
+pub fn import_template(stage: &Stage, target: &Target) -> Template {
+    let ids: Vec<LogicalId> = RETAINED.iter().map(|r| r.id).collect();
+    synthesize_only(&StageModel::build(stage, target), &ids)
 }
 
 /// `arn:${AWS::Partition}:<service>:${AWS::Region}:${AWS::AccountId}:` as a `Sub` prefix.
@@ -735,6 +772,38 @@ mod tests {
 
     const DEV: &str =
         "app: cloudalbum\nregion: ap-southeast-1\ntable: { read_capacity: 7, write_capacity: 9 }\n";
+
+    #[test]
+    fn the_import_template_holds_the_retained_resources_as_the_full_template_does() {
+        let retained = stage(&format!("{DEV}retain_data: true\n"));
+        let full = stage_template(&retained, &Target::Aws);
+        let import = import_template(&retained, &Target::Aws);
+        let resources = import.as_json()["Resources"].as_object().unwrap();
+        let ids: Vec<&str> = resources.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["PhotoBucket", "PhotoTable", "UserPool"]);
+        for r in RETAINED {
+            let id = r.id.to_string();
+            // Identical to the full template, so the update that follows
+            // the import changes nothing about them.
+            assert_eq!(resources[&id], full.as_json()["Resources"][&id], "{id}");
+            assert_eq!(resources[&id]["Type"], r.resource_type, "{id}");
+            // CloudFormation imports nothing without a DeletionPolicy.
+            assert_eq!(resources[&id]["DeletionPolicy"], "RetainExceptOnCreate");
+        }
+        // An import may add nothing else: no parameters, no outputs, and no
+        // reference to a resource it does not hold.
+        assert!(import.as_json().get("Parameters").is_none());
+        assert!(import.as_json().get("Outputs").is_none());
+        assert!(
+            import.referenced_ids().is_empty(),
+            "{:?}",
+            import.referenced_ids()
+        );
+        assert_eq!(
+            import.body(),
+            import_template(&retained, &Target::Aws).body()
+        );
+    }
 
     #[test]
     fn every_reference_points_at_a_declared_resource_or_parameter() {

@@ -147,6 +147,22 @@ pub fn synthesize(model: &StageModel) -> Template {
     }))
 }
 
+/// The template of an `IMPORT` into a new stack: only the resources `ids` of
+/// `model`, exactly as [`synthesize`] writes them (policies included), with
+/// no parameters and no outputs (an import may add nothing else). Each must
+/// stand alone: a reference to another resource would not resolve.
+pub fn synthesize_only(model: &StageModel, ids: &[LogicalId]) -> Template {
+    let mut resources = Map::new();
+    for resource in model.resources.iter().filter(|r| ids.contains(&r.id())) {
+        resources.insert(resource.id().to_string(), resource_json(resource));
+    }
+    Template(json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": model.description,
+        "Resources": resources,
+    }))
+}
+
 /// One resource: `Type`, then policies and `DependsOn` where any, then `Properties`.
 pub fn resource_json(resource: &Resource) -> Value {
     let (kind, properties, extra) = match resource {

@@ -123,6 +123,20 @@ impl Cloud {
         })
     }
 
+    /// What an operator does before `down` of a retained stage.
+    fn lift_termination_protection(&self) {
+        self.rt
+            .block_on(
+                self.aws
+                    .cfn
+                    .update_termination_protection()
+                    .stack_name("cloudalbum-local")
+                    .enable_termination_protection(false)
+                    .send(),
+            )
+            .unwrap();
+    }
+
     fn table_capacity(&self, table: &str) -> (i64, i64) {
         self.rt.block_on(async {
             let t = self
@@ -1024,6 +1038,123 @@ fn a_retained_stage_protects_its_data_through_each_services_api() {
         .code(1)
         .stderr(predicates::str::contains("termination protection"));
     assert_eq!(cloud.stacks(), vec!["cloudalbum-local".to_owned()]);
+}
+
+/// The journey: up, sign up, upload a photo, down, up: the same user
+/// signs in and sees the photo. The second `up` finds no stack, finds the
+/// survivors `down` recorded, and imports them before the normal update.
+#[test]
+fn a_retained_stage_comes_back_with_its_users_and_photos() {
+    const EMAIL: &str = "ann.readopt@example.com";
+    const PASSWORD: &str = "Passw0rd!x";
+    let cloud = Cloud::start();
+    let retained = stacks_with("retain_data: false", "retain_data: true");
+    let dir = retained.path().to_str().unwrap();
+    let first = cloud.json(&["up", "--stacks-dir", dir]);
+    assert_eq!(first["status"], "CREATE_COMPLETE", "{first}");
+    assert!(first.get("readopted").is_none(), "{first}");
+    let survivors: Vec<(&str, String)> = [
+        ("PhotoTable", "TableName"),
+        ("PhotoBucket", "BucketName"),
+        ("UserPool", "UserPoolId"),
+    ]
+    .into_iter()
+    .map(|(id, output)| (id, first["outputs"][output].as_str().unwrap().to_owned()))
+    .collect();
+
+    // A user signs up and uploads a photo through the deployed API.
+    let jpeg = std::fs::read(project_dir().join("tests/browser/fixtures/seoul.jpg")).unwrap();
+    let mut ann = crate::web::WebUser::new(first["url"].as_str().unwrap());
+    ann.sign_up(EMAIL, "Ann", PASSWORD);
+    ann.sign_in(EMAIL, PASSWORD);
+    let photo = ann.upload_jpeg(&jpeg, "Before the teardown");
+    assert!(
+        ann.get("/")
+            .body_text()
+            .contains(&format!("/photos/{photo}"))
+    );
+
+    // `down`: termination protection lifted first, as the operator would.
+    cloud.lift_termination_protection();
+    let down = cloud.json(&["down", "--stacks-dir", dir]);
+    assert_eq!(down["status"], "DELETE_COMPLETE", "{down}");
+    let mut kept: Vec<String> = down["retained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["physical_id"].as_str().unwrap().to_owned())
+        .collect();
+    kept.sort();
+    let mut expected: Vec<String> = survivors.iter().map(|(_, p)| p.clone()).collect();
+    expected.sort();
+    assert_eq!(kept, expected, "{down}");
+    assert!(cloud.stacks().is_empty());
+
+    // Off a terminal, re-adopting needs --yes: refused, nothing created.
+    let mut no_yes = deployer();
+    no_yes
+        .args([
+            "up",
+            "--stacks-dir",
+            dir,
+            "--stage",
+            STAGE,
+            "--endpoint-url",
+        ])
+        .arg(cloud.emulator.endpoint())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env("CI", "true")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("re-adopting the retained data"))
+        .stderr(predicates::str::contains("--yes"));
+    assert!(cloud.stacks().is_empty(), "{:?}", cloud.stacks());
+
+    // `up --yes`: the survivors are imported, then everything else added.
+    let again = cloud.json(&["up", "--stacks-dir", dir]);
+    assert_eq!(again["status"], "UPDATE_COMPLETE", "{again}");
+    for (logical, physical) in &survivors {
+        let readopted = again["readopted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["logical_id"] == *logical)
+            .unwrap_or_else(|| panic!("{logical} was not re-adopted: {again}"));
+        assert_eq!(readopted["physical_id"], physical.as_str());
+        // The stack holds the very resource, not a new one of its kind.
+        assert_eq!(&cloud.physical_id(logical), physical, "{logical}");
+    }
+    assert_eq!(again["outputs"]["TableName"], survivors[0].1.as_str());
+    assert_eq!(again["outputs"]["BucketName"], survivors[1].1.as_str());
+    assert_eq!(again["outputs"]["UserPoolId"], survivors[2].1.as_str());
+    let stack = cloud
+        .rt
+        .block_on(deployer::deploy::stack::describe(
+            &cloud.aws,
+            "cloudalbum-local",
+        ))
+        .unwrap()
+        .unwrap();
+    assert!(
+        stack.termination_protection,
+        "protected again after the import"
+    );
+
+    // The same user signs in (a new app client, the same pool) and sees the
+    // photo; its original is fetchable, byte for byte.
+    let mut back = crate::web::WebUser::new(again["url"].as_str().unwrap());
+    back.sign_in(EMAIL, PASSWORD);
+    let album = back.get("/").body_text();
+    assert!(album.contains(&format!("/photos/{photo}")), "{album}");
+    assert!(album.contains("Before the teardown"), "{album}");
+    let original = http_get(&back.original_url(&photo)).unwrap();
+    assert_eq!(original.status, 200);
+    assert_eq!(original.body, jpeg, "the original came back changed");
+
+    // The record served its purpose: a second `up` is an ordinary update.
+    let third = cloud.json(&["up", "--stacks-dir", dir]);
+    assert_eq!(third["up_to_date"], true, "{third}");
+    assert!(third.get("readopted").is_none(), "{third}");
 }
 
 #[test]

@@ -8,3 +8,4 @@ mod e2e;
 mod lint;
 mod support;
 mod templates;
+mod web;
