@@ -56,7 +56,9 @@ impl Record {
 /// unique, and the table's and bucket's names are CloudFormation's).
 pub async fn record(session: &Session, survivors: &[StackResource]) -> Result<(), DeployError> {
     let account = session.aws.account_id().await?;
-    let bucket = artifacts::ensure_bucket(&session.aws, &account).await?;
+    let bucket =
+        artifacts::ensure_bucket(&session.aws, &account, &session.artifacts_bucket(&account))
+            .await?;
     let key = record_key(&session.stack);
     let record = Record {
         stage: session.stage.name.to_string(),
