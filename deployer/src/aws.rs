@@ -410,6 +410,66 @@ mod tests {
         assert_eq!(err.exit_code(), 3);
     }
 
+    fn failure(status: Option<u16>, code: Option<&str>, summary: &str) -> Failure {
+        Failure {
+            code: code.map(str::to_owned),
+            message: None,
+            status,
+            transient: true,
+            unreachable: false,
+            summary: summary.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_transient_failure_is_one_line_naming_the_call_the_status_and_the_re_run() {
+        let err = AwsError::from_failure(
+            "cloudformation:DescribeStacks",
+            "AWS (us-east-1)".to_owned(),
+            failure(
+                Some(503),
+                None,
+                "HTTP 503 with no readable error in the answer",
+            ),
+        );
+        assert_eq!(
+            err.to_string(),
+            "`cloudformation:DescribeStacks` on AWS (us-east-1) failed after 10 attempts: HTTP 503 with no readable error in the answer (transient); re-run the same command to resume"
+        );
+        assert_eq!(err.exit_code(), exit::TRANSIENT);
+
+        let throttled = AwsError::from_failure(
+            "cloudformation:DescribeStackEvents",
+            "AWS (us-east-1)".to_owned(),
+            failure(Some(400), Some("Throttling"), "Rate exceeded"),
+        );
+        assert!(
+            throttled
+                .to_string()
+                .contains("failed after 10 attempts: Throttling: Rate exceeded (transient)"),
+            "{throttled}"
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_is_unreachable_not_transient() {
+        let mut refused = failure(None, None, "connection refused");
+        refused.unreachable = true;
+        let err = AwsError::from_failure(
+            "s3:ListBucket",
+            "endpoint http://127.0.0.1:4566".to_owned(),
+            refused,
+        );
+        assert_eq!(err.kind, ErrorKind::Unreachable);
+        assert!(
+            err.to_string().starts_with(
+                "cannot reach endpoint http://127.0.0.1:4566 for `s3:ListBucket`: connection refused (after 10 attempts); check"
+            ),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), exit::DEPLOY_FAILED);
+    }
+
     #[test]
     fn missing_credentials_name_the_variables_and_profile() {
         let text =
