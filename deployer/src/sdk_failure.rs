@@ -82,58 +82,55 @@ impl Failure {
         let status = err.raw_response().map(|r| r.status().as_u16());
         let code = err.code().map(str::to_owned);
         let message = err.message().map(one_line).filter(|m| !m.is_empty());
-        let mut failure = Self {
-            code,
-            message,
-            status,
-            transient: false,
-            unreachable: false,
-            summary: String::new(),
-        };
-        match err {
+        let (transient, unreachable, summary) = match err {
             SdkError::ServiceError(_) => {
-                failure.transient = status.is_some_and(|s| TRANSIENT_STATUSES.contains(&s))
-                    || failure
-                        .code
+                let transient = status.is_some_and(|s| TRANSIENT_STATUSES.contains(&s))
+                    || code
                         .as_deref()
                         .is_some_and(|c| TRANSIENT_CODES.contains(&c));
-                failure.summary = match (&failure.message, status) {
+                let summary = match (&message, status) {
                     (Some(message), _) => message.clone(),
-                    (None, Some(status)) if failure.code.is_some() => format!("HTTP {status}"),
+                    (None, Some(status)) if code.is_some() => format!("HTTP {status}"),
                     (None, Some(status)) => {
                         format!("HTTP {status} with no readable error in the answer")
                     }
                     (None, None) => "no readable error in the answer".to_owned(),
                 };
+                (transient, false, summary)
             }
             SdkError::ResponseError(_) => {
-                failure.transient = true;
-                failure.summary = match status {
+                let summary = match status {
                     Some(status) => format!("HTTP {status}, but the answer could not be read"),
                     None => "the answer could not be read".to_owned(),
                 };
+                (true, false, summary)
             }
-            SdkError::TimeoutError(_) => {
-                failure.transient = true;
-                failure.summary = "no answer in time".to_owned();
-            }
+            SdkError::TimeoutError(_) => (true, false, "no answer in time".to_owned()),
             SdkError::DispatchFailure(dispatch) => {
                 let connector = dispatch.as_connector_error();
                 let io = connector.and_then(|c| find_io_error(c));
-                failure.transient = connector.is_some_and(|c| c.is_timeout() || c.is_io());
-                failure.unreachable = !failure.transient
+                let transient = connector.is_some_and(|c| c.is_timeout() || c.is_io());
+                let unreachable = !transient
                     || io.is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-                failure.summary = match (connector, io) {
+                let summary = match (connector, io) {
                     (Some(c), _) if c.is_timeout() => "no answer in time".to_owned(),
                     (_, Some(io)) => io_summary(io),
                     (Some(c), None) => innermost(c),
                     (None, None) => "the request could not be sent".to_owned(),
                 };
+                (transient, unreachable, summary)
             }
             // Also the variants a newer SDK may add.
-            _ => failure.summary = innermost(err),
+            _ => (false, false, innermost(err)),
+        };
+        Self {
+            code,
+            message,
+            status,
+            transient,
+            unreachable,
+            summary,
         }
-        failure
     }
 
     /// `HTTP 503` or `connection reset`, with the code and message if any:
