@@ -27,6 +27,7 @@ use aws_sdk_s3::config::Credentials;
 use contract::{env, prefix};
 
 use crate::exit;
+use crate::sdk_failure::Failure;
 use crate::template::intrinsic::{Expr, Handle, Sub};
 use crate::template::resources::{Bucket, RestApi, UserPool};
 
@@ -155,7 +156,7 @@ pub async fn after_deploy(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), E
         .ownership_controls(controls)
         .send()
         .await
-        .map_err(|e| failed(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| failed(Failure::of(&e).describe()))?;
     Ok(())
 }
 

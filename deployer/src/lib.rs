@@ -19,6 +19,7 @@ pub mod exit;
 pub mod localcloud;
 pub mod output;
 pub mod progress;
+pub mod sdk_failure;
 pub mod stage;
 pub mod template;
 

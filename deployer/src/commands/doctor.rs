@@ -15,7 +15,10 @@ pub async fn run(context: &Context) -> Result<ExitCode, Error> {
                 global.region.as_deref(),
                 global.profile.as_deref(),
                 global.endpoint_url.as_deref(),
-                global.artifacts_bucket.as_ref().map(crate::stage::BucketName::as_str),
+                global
+                    .artifacts_bucket
+                    .as_ref()
+                    .map(crate::stage::BucketName::as_str),
             );
             (stage.name.to_string(), target)
         })

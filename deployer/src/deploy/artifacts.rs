@@ -741,6 +741,8 @@ pub async fn upload_if_missing(
         .key(key)
         .body(bytes.to_vec().into())
         .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .customize()
+        .config_override(Aws::upload_timeouts())
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("s3:PutObject", aws.target(), e))?;

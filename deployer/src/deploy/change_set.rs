@@ -263,7 +263,11 @@ pub async fn create_change_set(
             .change_set_name(&name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("cloudformation:DescribeChangeSet", aws.target(), e))?;
+            .map_err(|e| AwsError::from_sdk("cloudformation:DescribeChangeSet", aws.target(), e));
+        let Some(described) = delay.answer(described)? else {
+            delay.sleep().await;
+            continue;
+        };
         match described.status {
             Some(ChangeSetStatus::CreateComplete) => {
                 let changes = described

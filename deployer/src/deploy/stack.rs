@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::aws::{Aws, AwsError};
+use crate::aws::{Aws, AwsError, ErrorKind};
 
 /// A stack status as CloudFormation names it, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +271,12 @@ pub async fn wait(
     let mut stop_at = after_event;
     let mut delay = Poll::new(aws);
     loop {
-        let events = new_events(aws, stack_id, stop_at.as_deref(), &seen).await?;
+        let Some(events) =
+            delay.answer(new_events(aws, stack_id, stop_at.as_deref(), &seen).await)?
+        else {
+            delay.sleep().await;
+            continue;
+        };
         for event in events.iter().rev() {
             seen.insert(event.id.clone());
             sink.event(event);
@@ -285,7 +290,11 @@ pub async fn wait(
             .stack_name(stack_id)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("cloudformation:DescribeStacks", aws.target(), e))?;
+            .map_err(|e| AwsError::from_sdk("cloudformation:DescribeStacks", aws.target(), e));
+        let Some(stacks) = delay.answer(stacks)? else {
+            delay.sleep().await;
+            continue;
+        };
         let status = stacks
             .stacks()
             .first()
@@ -295,7 +304,10 @@ pub async fn wait(
             });
         if !status.as_str().ends_with("_IN_PROGRESS") {
             // Events that landed between the last poll and the final status.
-            let late = new_events(aws, stack_id, stop_at.as_deref(), &seen).await?;
+            // Only shown: a transient failure here loses no outcome.
+            let late = delay
+                .answer(new_events(aws, stack_id, stop_at.as_deref(), &seen).await)?
+                .unwrap_or_default();
             for event in late.iter().rev() {
                 sink.event(event);
             }
@@ -353,10 +365,17 @@ async fn new_events(
     Ok(out)
 }
 
-/// Poll interval: quick against a local endpoint, gentle on AWS.
+/// Polls in a row that may fail transiently (each after every retry of its
+/// call, see [`crate::aws::MAX_ATTEMPTS`]) before waiting gives up: a failed
+/// poll is asked again, and only an outage of about a minute ends the wait.
+pub(crate) const FAILED_POLLS_TOLERATED: u32 = 3;
+
+/// Poll interval: quick against a local endpoint, gentle on AWS; and how many
+/// polls in a row have failed transiently.
 pub(crate) struct Poll {
     current: Duration,
     max: Duration,
+    failed_in_a_row: u32,
 }
 
 impl Poll {
@@ -365,12 +384,35 @@ impl Poll {
             Self {
                 current: Duration::from_millis(25),
                 max: Duration::from_millis(250),
+                failed_in_a_row: 0,
             }
         } else {
             Self {
                 current: Duration::from_millis(500),
                 max: Duration::from_secs(3),
+                failed_in_a_row: 0,
             }
+        }
+    }
+
+    /// The outcome of one poll: its answer, or `None` when it failed
+    /// transiently and may be asked again (after [`Poll::sleep`]); an error
+    /// once [`FAILED_POLLS_TOLERATED`] polls in a row have failed, or at once
+    /// for any other failure.
+    pub(crate) fn answer<T>(&mut self, result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+        match result {
+            Ok(answer) => {
+                self.failed_in_a_row = 0;
+                Ok(Some(answer))
+            }
+            Err(err)
+                if err.kind == ErrorKind::Transient
+                    && self.failed_in_a_row < FAILED_POLLS_TOLERATED =>
+            {
+                self.failed_in_a_row += 1;
+                Ok(None)
+            }
+            Err(err) => Err(err),
         }
     }
 
@@ -393,6 +435,42 @@ mod tests {
         let odd = StackStatus::parse("SOMETHING_NEW");
         assert_eq!(odd, StackStatus::Other("SOMETHING_NEW".to_owned()));
         assert_eq!(odd.to_string(), "SOMETHING_NEW");
+    }
+
+    #[test]
+    fn a_few_transiently_failed_polls_in_a_row_are_asked_again() {
+        let mut poll = Poll {
+            current: Duration::ZERO,
+            max: Duration::ZERO,
+            failed_in_a_row: 0,
+        };
+        let transient = || {
+            let mut err = AwsError::other(
+                "cloudformation:DescribeStacks",
+                "AWS".to_owned(),
+                "HTTP 503",
+            );
+            err.kind = ErrorKind::Transient;
+            Err::<(), _>(err)
+        };
+        for _ in 0..FAILED_POLLS_TOLERATED {
+            assert!(matches!(poll.answer(transient()), Ok(None)));
+        }
+        // An answer starts the count again.
+        assert_eq!(poll.answer(Ok(7)).unwrap(), Some(7));
+        for _ in 0..FAILED_POLLS_TOLERATED {
+            assert!(matches!(poll.answer(transient()), Ok(None)));
+        }
+        let gave_up = poll.answer(transient()).unwrap_err();
+        assert_eq!(gave_up.kind, ErrorKind::Transient);
+        // Anything else ends the wait at once.
+        let mut poll = Poll {
+            current: Duration::ZERO,
+            max: Duration::ZERO,
+            failed_in_a_row: 0,
+        };
+        let denied = AwsError::other("cloudformation:DescribeStacks", "AWS".to_owned(), "no");
+        assert!(poll.answer::<()>(Err(denied)).is_err());
     }
 
     #[test]

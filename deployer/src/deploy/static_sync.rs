@@ -265,6 +265,8 @@ async fn upload(
         .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
         .content_type(content_type(&file.key))
         .cache_control(cache_control(&file.key))
+        .customize()
+        .config_override(Aws::upload_timeouts())
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("s3:PutObject", target.to_owned(), e))?;

@@ -12,6 +12,7 @@ use deployer::localcloud::{LocalCloud, free_port, http_get, is_healthy};
 use deployer::stage::Stage;
 use serde_json::Value;
 
+use crate::faulty_proxy::{Faults, FaultyProxy};
 use crate::support::{deployer, project_dir};
 
 const REGION: &str = "ap-southeast-1";
@@ -47,16 +48,7 @@ impl Cloud {
 
     /// `deployer <args> --stage local --endpoint-url <cloud> --yes --output json`.
     fn deployer(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = deployer();
-        cmd.args(args)
-            .args(["--stage", STAGE, "--endpoint-url"])
-            .arg(self.emulator.endpoint())
-            .args(["--yes", "--output", "json"])
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("CI", "true")
-            .timeout(Duration::from_mins(15));
-        cmd
+        deployer_at(&self.emulator.endpoint(), args)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -154,6 +146,19 @@ impl Cloud {
             )
         })
     }
+}
+
+/// `deployer <args> --stage local --endpoint-url <endpoint> --yes --output json`.
+fn deployer_at(endpoint: &str, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = deployer();
+    cmd.args(args)
+        .args(["--stage", STAGE, "--endpoint-url", endpoint])
+        .args(["--yes", "--output", "json"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("CI", "true")
+        .timeout(Duration::from_mins(15));
+    cmd
 }
 
 fn sdk_config(cloud: &Cloud) -> aws_config::SdkConfig {
@@ -1546,4 +1551,145 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `up` through the proxy: its JSON report, and how long it took.
+fn up_through(proxy: &FaultyProxy) -> (Value, Duration) {
+    let started = Instant::now();
+    let out = deployer_at(&proxy.endpoint(), &["up"]).assert().success();
+    let took = started.elapsed();
+    let output = out.get_output();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (report, took)
+}
+
+/// Throttling, 5xx answers and reset connections happen on AWS: `up` through
+/// a proxy that fails every third request (a 503 with no body, a 500 with an
+/// HTML body, a reset, in turn) still deploys the whole stage, because every
+/// call retries. Against a baseline through the same proxy without faults,
+/// the test prints what the failures cost.
+#[test]
+fn up_survives_a_third_of_the_requests_failing() {
+    let (baseline_requests, baseline) = {
+        let cloud = Cloud::start();
+        let proxy = FaultyProxy::start(&cloud.rt, &cloud.emulator.endpoint(), Faults::None);
+        let (report, took) = up_through(&proxy);
+        assert_eq!(report["status"], "CREATE_COMPLETE", "{report}");
+        assert_eq!(proxy.failed(), 0);
+        (proxy.requests(), took)
+    };
+
+    let cloud = Cloud::start();
+    let proxy = FaultyProxy::start(&cloud.rt, &cloud.emulator.endpoint(), Faults::EveryNth(3));
+    let (report, took) = up_through(&proxy);
+    assert_eq!(report["status"], "CREATE_COMPLETE", "{report}");
+    let (requests, failed) = (proxy.requests(), proxy.failed());
+    assert_eq!(failed, requests / 3, "{}", proxy.failures());
+    eprintln!(
+        "measured: the proxy failed {failed} of {requests} requests ({}); `up` took {:.1} s against {:.1} s without faults ({baseline_requests} requests), {:+.1} s",
+        proxy.failures(),
+        took.as_secs_f64(),
+        baseline.as_secs_f64(),
+        took.as_secs_f64() - baseline.as_secs_f64()
+    );
+    assert!(
+        failed >= 10,
+        "too few requests to show anything: {requests}"
+    );
+
+    // The stack and what `up` uploaded are really there, asked of the
+    // emulator directly.
+    assert_eq!(cloud.stacks(), vec!["cloudalbum-local".to_owned()]);
+    let stack = cloud
+        .rt
+        .block_on(deployer::deploy::stack::describe(
+            &cloud.aws,
+            "cloudalbum-local",
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stack.status.as_str(), "CREATE_COMPLETE");
+    assert_eq!(stack.parameters["CodeKey"], report["artifact"]["key"]);
+    let bucket = report["outputs"]["BucketName"].as_str().unwrap();
+    let objects = cloud
+        .rt
+        .block_on(
+            cloud
+                .aws
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix("static/")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        objects.contents().len(),
+        walk(&project_dir().join("static")).len()
+    );
+}
+
+/// When AWS keeps failing, `up` gives up after the retries with one short
+/// line that names the call, the status, that it was transient and that a
+/// re-run resumes: never the SDK's debug dump. Nothing behind the proxy is
+/// ever reached, so no emulator is needed.
+#[test]
+fn up_that_keeps_failing_says_so_in_one_line_and_exits_5() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Every request is failed before it would be forwarded to this port.
+    let proxy = FaultyProxy::start(&rt, "http://127.0.0.1:9", Faults::All);
+    let out = deployer_at(&proxy.endpoint(), &["up"])
+        .assert()
+        .code(i32::from(deployer::exit::TRANSIENT));
+    let output = out.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{stderr}"));
+    eprintln!("{error}");
+    assert!(error.chars().count() <= 300, "{error}");
+    for absent in [
+        "ServiceError",
+        "Unhandled",
+        "XmlDecodeError",
+        "{",
+        "source:",
+    ] {
+        assert!(!error.contains(absent), "{error}");
+    }
+    for present in [
+        "failed after 10 attempts",
+        "(transient)",
+        "re-run the same command to resume",
+    ] {
+        assert!(error.contains(present), "{error}");
+    }
+    // Which call failed first, and how, depends on the fault it met last.
+    let named = ["`sts:", "`cloudformation:", "`s3:"]
+        .iter()
+        .any(|s| error.contains(s));
+    assert!(named, "{error}");
+    let how = ["HTTP 503", "HTTP 500", "connection reset"]
+        .iter()
+        .any(|s| error.contains(s));
+    assert!(how, "{error}");
+    assert_eq!(
+        proxy.requests(),
+        u64::from(deployer::aws::MAX_ATTEMPTS),
+        "one call, every attempt"
+    );
+    // The JSON report carries the same line and the exit code.
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["error"]["exit_code"], 5);
+    assert_eq!(
+        format!("error: {}", report["error"]["message"].as_str().unwrap()),
+        error
+    );
 }

@@ -5,6 +5,7 @@
 mod architecture;
 mod cli;
 mod e2e;
+mod faulty_proxy;
 mod lint;
 mod support;
 mod templates;
