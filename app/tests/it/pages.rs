@@ -662,7 +662,7 @@ async fn pages_link_only_to_versioned_static_files_that_exist() {
     let mut anonymous = Browser::new(w.state().await);
     let mut b = signed_in("assets@example.com", "Assets").await;
     let mut pages = vec![anonymous.get("/signin").await];
-    for path in ["/", "/map", "/upload", "/profile"] {
+    for path in ["/", "/map", "/photos/new", "/profile"] {
         pages.push(b.get(path).await);
     }
     let s3 = w.s3().await;
