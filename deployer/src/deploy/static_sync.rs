@@ -128,7 +128,7 @@ impl Site {
             .map(|(path, file_path, bytes)| {
                 let published = manifest
                     .url_path(&path)
-                    .ok_or_else(|| AssetsError::Unversionable(file_path))?;
+                    .ok_or(AssetsError::Unversionable(file_path))?;
                 Ok(LocalFile {
                     key: format!("{STATIC_PREFIX}{published}"),
                     md5: hex(&Md5::digest(&bytes)),
@@ -160,7 +160,7 @@ impl Site {
 /// so renaming or moving a file inside it changes the folder's hash too.
 fn unit_hasher(hasher: &mut Sha256, unit: &str, path: &str, bytes: &[u8]) {
     if unit.len() < path.len() {
-        hasher.update(path[unit.len()..].as_bytes());
+        hasher.update(&path.as_bytes()[unit.len()..]);
         hasher.update([0]);
         hasher.update((bytes.len() as u64).to_le_bytes());
     }
@@ -322,9 +322,9 @@ pub async fn publish(aws: &Aws, bucket: &str, site: &Site) -> Result<SyncReport,
     let mut first_error = None;
     while let Some(joined) = uploads.join_next().await {
         match joined {
-            Ok(Ok(size)) => {
+            Ok(Ok(sent)) => {
                 report.uploaded += 1;
-                report.bytes_uploaded += size;
+                report.bytes_uploaded += sent;
             }
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);

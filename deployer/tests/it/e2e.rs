@@ -1220,62 +1220,26 @@ use predicates::prelude::PredicateBooleanExt;
 /// after that removes it. Stand-in code: the function is not invoked.
 #[test]
 fn static_files_are_versioned_and_outlive_the_deploy_that_replaces_them() {
-    use deployer::deploy::session::{Session, SessionOptions};
-    use deployer::deploy::{function, pipeline, prepare};
-
     let cloud = Cloud::start();
-    let real = project_dir().join("static");
-    let copy = tempfile::tempdir().unwrap();
-    for file in walk(&real) {
-        let to = copy.path().join(file.strip_prefix(&real).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &to).unwrap();
-    }
-    let options = SessionOptions {
-        region: Some(REGION.to_owned()),
-        profile: None,
-        endpoint_url: Some(cloud.emulator.endpoint()),
-        assume_yes: true,
-        allow_replace: Vec::new(),
-    };
-    // One deploy of `copy`: the report and the manifest the function was given.
-    let deploy = || {
-        cloud.rt.block_on(async {
-            let stage = Stage::load(&project_dir(), STAGE).unwrap();
-            let session = Session::open(stage, &options, deployer::output::Printer::silent())
-                .await
-                .unwrap();
-            let prepared =
-                prepare::prepare_with_code(&session, b"#!/bin/sh\nexit 1\n", copy.path()).unwrap();
-            let report = pipeline::deploy(&session, &prepared).await.unwrap();
-            let env = function::environment(&session).await.unwrap();
-            let manifest =
-                contract::assets::Manifest::parse(&env[contract::env::STATIC_ASSETS]).unwrap();
-            assert_eq!(manifest, prepared.site.manifest);
-            (report, manifest)
-        })
-    };
+    let copy = copy_of_static();
+    let deploy = || deploy_stand_in(&cloud, copy.path());
+    let (first, v1) = deploy();
+    let bucket = bucket_name(&cloud);
     let head = |key: &str| {
-        cloud.rt.block_on(
-            cloud
-                .aws
-                .s3
-                .head_object()
-                .bucket(&bucket_name(&cloud))
-                .key(key)
-                .send(),
-        )
+        cloud
+            .rt
+            .block_on(cloud.aws.s3.head_object().bucket(&bucket).key(key).send())
+            .ok()
     };
     let app_js = |manifest: &contract::assets::Manifest| {
         format!("static/{}", manifest.url_path("js/app.js").unwrap())
     };
 
-    let (first, v1) = deploy();
     assert_eq!(first.static_files.uploaded, first.static_files.files);
     assert!(app_js(&v1).starts_with("static/js/app.") && app_js(&v1) != "static/js/app.js");
     let site = Site::read(copy.path()).unwrap();
     for (path, key) in site.keys() {
-        let object = head(key).unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        let object = head(key).unwrap_or_else(|| panic!("{key} is not in the bucket"));
         assert_eq!(
             object.cache_control(),
             Some(static_sync::IMMUTABLE),
@@ -1294,7 +1258,7 @@ fn static_files_are_versioned_and_outlive_the_deploy_that_replaces_them() {
     let marker = v1
         .url_path("vendor/leaflet/images/marker-icon.png")
         .unwrap();
-    head(&format!("static/{marker}")).unwrap();
+    assert!(head(&format!("static/{marker}")).is_some());
     // Served over HTTP with the same header.
     let static_url = first.outputs[contract::outputs::STATIC_URL].clone();
     let served = http_get(&format!(
@@ -1320,19 +1284,65 @@ fn static_files_are_versioned_and_outlive_the_deploy_that_replaces_them() {
         head(&app_js(&v2)).unwrap().cache_control(),
         Some(static_sync::IMMUTABLE)
     );
-    assert!(head(&app_js(&v1)).is_ok(), "the replaced app.js is gone");
+    assert!(head(&app_js(&v1)).is_some(), "the replaced app.js is gone");
 
     // The deploy after that removes what only the first one linked to.
     std::fs::write(copy.path().join("js/app.js"), "// third\n").unwrap();
     let (third, v3) = deploy();
     assert_eq!(third.static_files.deleted, 1, "{:?}", third.static_files);
     assert!(
-        head(&app_js(&v1)).is_err(),
+        head(&app_js(&v1)).is_none(),
         "app.js of two deploys ago is still there"
     );
-    head(&app_js(&v2)).unwrap();
-    head(&app_js(&v3)).unwrap();
-    head(&format!("static/{marker}")).unwrap();
+    assert!(head(&app_js(&v2)).is_some());
+    assert!(head(&app_js(&v3)).is_some());
+    assert!(head(&format!("static/{marker}")).is_some());
+}
+
+/// A copy of the project's `static/` (with `vendor/`), to change.
+fn copy_of_static() -> tempfile::TempDir {
+    let real = project_dir().join("static");
+    let copy = tempfile::tempdir().unwrap();
+    for file in walk(&real) {
+        let to = copy.path().join(file.strip_prefix(&real).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &to).unwrap();
+    }
+    copy
+}
+
+/// Deploys the `local` stage with stand-in code and the files of
+/// `static_dir`: the report and the manifest the function was given.
+fn deploy_stand_in(
+    cloud: &Cloud,
+    static_dir: &Path,
+) -> (
+    deployer::deploy::report::UpReport,
+    contract::assets::Manifest,
+) {
+    use deployer::deploy::session::{Session, SessionOptions};
+    use deployer::deploy::{function, pipeline, prepare};
+    let options = SessionOptions {
+        region: Some(REGION.to_owned()),
+        profile: None,
+        endpoint_url: Some(cloud.emulator.endpoint()),
+        assume_yes: true,
+        allow_replace: Vec::new(),
+    };
+    cloud.rt.block_on(async {
+        let stage = Stage::load(&project_dir(), STAGE).unwrap();
+        let session = Session::open(stage, &options, deployer::output::Printer::silent())
+            .await
+            .unwrap();
+        let prepared =
+            prepare::prepare_with_code(&session, b"#!/bin/sh\nexit 1\n", static_dir).unwrap();
+        let report = pipeline::deploy(&session, &prepared).await.unwrap();
+        let env = function::environment(&session).await.unwrap();
+        let manifest =
+            contract::assets::Manifest::parse(&env[contract::env::STATIC_ASSETS]).unwrap();
+        assert_eq!(manifest, prepared.site.manifest);
+        (report, manifest)
+    })
 }
 
 fn bucket_name(cloud: &Cloud) -> String {
