@@ -271,10 +271,10 @@ pub mod assets {
                 "vendor/leaflet.1a2b3c4d/images/layers.png"
             );
             // A file directly in vendor/ is a unit of its own.
-            assert_eq!(unit("vendor/README.md"), "vendor/README.md");
+            assert_eq!(unit("vendor/notes.txt"), "vendor/notes.txt");
             assert_eq!(
-                versioned("vendor/README.md", "1a2b3c4d"),
-                "vendor/README.1a2b3c4d.md"
+                versioned("vendor/notes.txt", "1a2b3c4d"),
+                "vendor/notes.1a2b3c4d.txt"
             );
         }
 
