@@ -1,6 +1,7 @@
 //! Settings from the environment the CloudFormation template gives the
 //! function (and a developer gives the local binary). Read once at start-up.
 
+use contract::assets::Manifest;
 use contract::{defaults, env};
 
 use crate::images::Limits;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub jwks_url: String,
     /// Base URL of the public assets, ending in `/`.
     pub static_url: String,
+    /// The assets' versioned names (empty in a local run: names as they are).
+    pub assets: Manifest,
     /// An AWS-compatible endpoint (the local emulator), if any.
     pub endpoint: Option<String>,
     pub thumbnail_width: u32,
@@ -92,6 +95,14 @@ impl Settings {
         if !static_url.ends_with('/') {
             static_url.push('/');
         }
+        let assets = match get(env::STATIC_ASSETS) {
+            Some(value) => Manifest::parse(&value).map_err(|e| ConfigError::Invalid {
+                name: env::STATIC_ASSETS,
+                what: "the deployer's asset manifest (redeploy the stage)",
+                value: e.to_string(),
+            })?,
+            None => Manifest::default(),
+        };
         Ok(Self {
             stage: get(env::STAGE).unwrap_or_else(|| defaults::LOCAL_STAGE.to_owned()),
             table: required(env::TABLE_NAME)?,
@@ -101,6 +112,7 @@ impl Settings {
             issuer,
             jwks_url,
             static_url,
+            assets,
             endpoint: get(env::AWS_ENDPOINT_URL),
             thumbnail_width: side(env::THUMBNAIL_WIDTH, defaults::THUMBNAIL_WIDTH)?,
             thumbnail_height: side(env::THUMBNAIL_HEIGHT, defaults::THUMBNAIL_HEIGHT)?,
@@ -227,6 +239,33 @@ mod tests {
         let bad = with(&[(MEMORY_ENV, "lots")]).unwrap_err();
         assert!(bad.to_string().contains("MEMORY_MB"), "{bad}");
         assert!(with(&[(LAMBDA_MEMORY_ENV, "64")]).is_err());
+    }
+
+    #[test]
+    fn the_asset_manifest_comes_from_the_template() {
+        let base = [
+            ("AWS_REGION", "ap-southeast-1"),
+            (env::USER_POOL_ID, "pool"),
+            (env::TABLE_NAME, "table"),
+            (env::BUCKET_NAME, "bucket"),
+            (env::USER_POOL_CLIENT_ID, "client"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let vars: Vec<_> = base.iter().chain(extra).copied().collect();
+            Settings::from_lookup(move |name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert!(with(&[]).unwrap().assets.is_empty());
+        let settings = with(&[(env::STATIC_ASSETS, "js/app.js=0123abcd")]).unwrap();
+        assert_eq!(
+            settings.assets.url_path("js/app.js").as_deref(),
+            Some("js/app.0123abcd.js")
+        );
+        let bad = with(&[(env::STATIC_ASSETS, "js/app.js")]).unwrap_err();
+        assert!(bad.to_string().contains(env::STATIC_ASSETS), "{bad}");
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! Pages: Handlebars templates from `templates/`, compiled into the binary
 //! (Lambda ships only `bootstrap`), strict and HTML-escaping everything.
+//! Pages link to static assets with `{{asset "css/site.css"}}`, which names
+//! the versioned file the deployer uploaded (`contract::assets`).
 
-use handlebars::Handlebars;
+use contract::assets::Manifest;
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
+    ScopedJson,
+};
 use serde::Serialize;
 
 use crate::error::AppError;
@@ -31,8 +37,12 @@ pub struct TemplateError {
     message: String,
 }
 
-/// Builds the registry once at start-up.
-pub fn templates() -> Result<Handlebars<'static>, TemplateError> {
+/// Builds the registry once at start-up; assets are linked under
+/// `static_url` (ending in `/`) by the names `assets` gives.
+pub fn templates(
+    static_url: &str,
+    assets: &Manifest,
+) -> Result<Handlebars<'static>, TemplateError> {
     let mut hb = Handlebars::new();
     // Optional values (`error`, `notice`) are simply absent on many pages.
     hb.set_strict_mode(false);
@@ -44,7 +54,52 @@ pub fn templates() -> Result<Handlebars<'static>, TemplateError> {
             })?;
     }
     hb.register_helper("eq", Box::new(eq));
+    hb.register_helper(
+        "asset",
+        Box::new(AssetUrl {
+            static_url: static_url.to_owned(),
+            assets: assets.clone(),
+        }),
+    );
     Ok(hb)
+}
+
+/// `{{asset "js/app.js"}}`: the URL of a file under `static/`, versioned when
+/// the manifest names it (a deployed stage), as it is otherwise (a local run).
+struct AssetUrl {
+    static_url: String,
+    assets: Manifest,
+}
+
+impl AssetUrl {
+    fn url(&self, path: &str) -> String {
+        let published = self
+            .assets
+            .url_path(path)
+            .unwrap_or_else(|| path.to_owned());
+        format!("{}{published}", self.static_url)
+    }
+}
+
+impl HelperDef for AssetUrl {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let path = h.param(0).and_then(|p| p.value().as_str()).ok_or_else(|| {
+            RenderErrorReason::ParamTypeMismatchForName(
+                "asset",
+                "0".to_owned(),
+                "a path under static/".to_owned(),
+            )
+        })?;
+        Ok(ScopedJson::Derived(serde_json::Value::String(
+            self.url(path),
+        )))
+    }
 }
 
 handlebars::handlebars_helper!(eq: |a: Json, b: Json| a == b);
@@ -75,17 +130,50 @@ mod tests {
 
     #[test]
     fn every_template_compiles() {
-        templates().unwrap();
+        templates("/static/", &Manifest::default()).unwrap();
+    }
+
+    #[test]
+    fn assets_are_linked_by_their_versioned_names() {
+        let assets = Manifest::parse("css/site.css=1a2b3c4d,vendor/leaflet=5e6f7a8b").unwrap();
+        let hb = templates("https://b.example/static/", &assets).unwrap();
+        let page = |template: &str| {
+            render(
+                &hb,
+                template,
+                &serde_json::json!({
+                    "page": {"title": "t", "base": "", "csrf": "x", "user": null},
+                    "map": true,
+                    "status": 404,
+                    "message": "m"
+                }),
+            )
+            .unwrap()
+        };
+        let error = page("error");
+        assert!(
+            error.contains("href=\"https://b.example/static/css/site.1a2b3c4d.css\""),
+            "{error}"
+        );
+        assert!(
+            error.contains("https://b.example/static/vendor/leaflet.5e6f7a8b/leaflet.css"),
+            "{error}"
+        );
+        // Not in the manifest (a local run): the file's own name.
+        assert!(
+            error.contains("src=\"https://b.example/static/js/app.js\""),
+            "{error}"
+        );
     }
 
     #[test]
     fn values_are_escaped() {
-        let hb = templates().unwrap();
+        let hb = templates("/static/", &Manifest::default()).unwrap();
         let out = render(
             &hb,
             "error",
             &serde_json::json!({
-                "page": {"title": "t", "base": "", "static_url": "/static/", "csrf": "x", "user": null},
+                "page": {"title": "t", "base": "", "csrf": "x", "user": null},
                 "status": 400,
                 "message": "<script>alert(1)</script>"
             }),

@@ -126,7 +126,7 @@ impl AppState {
             },
             verifier,
             refresh_gate: crate::auth::session::RefreshGate::default(),
-            templates: crate::html::templates()?,
+            templates: crate::html::templates(&settings.static_url, &settings.assets)?,
             settings,
         })))
     }

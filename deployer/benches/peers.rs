@@ -193,7 +193,8 @@ fn static_syncs(peers: &Peers, work: &Path, runs: usize) -> [Row; 2] {
         let start = Instant::now();
         let report = rt.block_on(async {
             let aws = connect(endpoint).await;
-            deployer::deploy::static_sync::sync(&aws, "bench-deployer", &files)
+            let site = deployer::deploy::static_sync::Site::read(&files).unwrap();
+            deployer::deploy::static_sync::publish(&aws, "bench-deployer", &site)
                 .await
                 .unwrap()
         });

@@ -43,11 +43,6 @@ pub struct Context {
 }
 
 impl Context {
-    /// The folder synced to the bucket's `static/`.
-    pub fn static_dir(&self) -> PathBuf {
-        self.project_dir.join("static")
-    }
-
     /// Reads the stage file of `name`.
     pub fn load_stage(&self, name: &str) -> Result<stage::Stage, Error> {
         Ok(stage::Stage::load_in(

@@ -20,7 +20,6 @@ use crate::html::render;
 pub struct PageContext {
     pub title: String,
     pub base: String,
-    pub static_url: String,
     pub csrf: String,
     pub user: Option<UserView>,
 }
@@ -32,11 +31,10 @@ pub struct UserView {
 }
 
 impl PageContext {
-    pub fn new(state: &AppState, session: &Session, title: &str) -> Self {
+    pub fn new(session: &Session, title: &str) -> Self {
         Self {
             title: title.to_owned(),
             base: session.base.clone(),
-            static_url: state.settings.static_url.clone(),
             csrf: session.csrf.clone(),
             user: session.user.as_ref().map(|u| UserView {
                 name: if u.name.is_empty() {
@@ -64,8 +62,7 @@ pub fn page(
     };
     context.insert(
         "page".to_owned(),
-        serde_json::to_value(PageContext::new(state, session, title))
-            .map_err(AppError::internal)?,
+        serde_json::to_value(PageContext::new(session, title)).map_err(AppError::internal)?,
     );
     render(&state.templates, template, &context).map(Html)
 }

@@ -655,3 +655,59 @@ async fn forgot_and_reset_password() {
         .await;
     assert_eq!(new.status, StatusCode::SEE_OTHER, "{}", new.body);
 }
+
+/// Every page links only to versioned static files that the deploy uploaded,
+/// each immutable in the bucket: the manifest the app was given names exactly
+/// the files that are there.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_link_only_to_versioned_static_files_that_exist() {
+    let w = world();
+    let settings = &w.settings;
+    assert!(!settings.assets.is_empty(), "the deploy gave no manifest");
+    let mut anonymous = Browser::new(w.state().await);
+    let mut b = signed_in("assets@example.com", "Assets").await;
+    let mut pages = vec![anonymous.get("/signin").await];
+    for path in ["/", "/map", "/photos/new", "/profile"] {
+        pages.push(b.get(path).await);
+    }
+    let s3 = w.s3().await;
+    let mut linked = std::collections::BTreeSet::new();
+    for page in &pages {
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let needle = format!("\"{}", settings.static_url);
+        let mut found = 0;
+        for (i, _) in page.body.match_indices(&needle) {
+            let rest = &page.body[i + needle.len()..];
+            let published = &rest[..rest.find('"').unwrap()];
+            assert!(
+                settings.assets.owns(published),
+                "`{published}` is not a versioned name of the manifest `{}`",
+                settings.assets
+            );
+            linked.insert(published.to_owned());
+            found += 1;
+        }
+        assert!(found >= 3, "{}", page.body);
+    }
+    // The map's library is among them, in its versioned folder.
+    assert!(
+        linked
+            .iter()
+            .any(|p| p.starts_with("vendor/leaflet.") && p.ends_with("/leaflet.js")),
+        "{linked:?}"
+    );
+    for published in &linked {
+        let object = s3
+            .head_object()
+            .bucket(&settings.bucket)
+            .key(format!("{}{published}", contract::prefix::STATIC))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{published} is not in the bucket: {e:?}"));
+        assert_eq!(
+            object.cache_control(),
+            Some(deployer::deploy::static_sync::IMMUTABLE),
+            "{published}"
+        );
+    }
+}

@@ -62,10 +62,10 @@ fn start() -> World {
         let session = Session::open(stage, &options, Printer::silent())
             .await
             .unwrap();
-        let prepared = prepare::prepare_with_code(&session, b"#!/bin/sh\nexit 1\n").unwrap();
-        let report = pipeline::deploy(&session, &prepared, &project.join("static"))
-            .await
-            .unwrap();
+        let prepared =
+            prepare::prepare_with_code(&session, b"#!/bin/sh\nexit 1\n", &project.join("static"))
+                .unwrap();
+        let report = pipeline::deploy(&session, &prepared).await.unwrap();
         assert!(!report.up_to_date, "{report}");
         function::environment(&session).await.unwrap()
     });

@@ -80,7 +80,7 @@ pub async fn run(context: &Context, args: &LocalArgs) -> Result<ExitCode, Error>
     let deployed = async {
         let session = Session::open(stage, &options, printer).await?;
         let prepared = prepare::prepare(&session, &context.project_dir)?;
-        Ok::<_, Error>(pipeline::deploy(&session, &prepared, &context.static_dir()).await?)
+        Ok::<_, Error>(pipeline::deploy(&session, &prepared).await?)
     }
     .await;
     let report = match deployed {

@@ -15,7 +15,7 @@ pub async fn run(context: &Context, args: &UpArgs) -> Result<ExitCode, Error> {
     options.allow_replace.clone_from(&args.allow_replace);
     let session = Session::open(stage, &options, context.printer).await?;
     let prepared = prepare::prepare(&session, &context.project_dir)?;
-    let report = pipeline::deploy(&session, &prepared, &context.static_dir()).await?;
+    let report = pipeline::deploy(&session, &prepared).await?;
     context.printer.result(&report);
     Ok(ExitCode::SUCCESS)
 }

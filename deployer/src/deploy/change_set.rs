@@ -7,6 +7,7 @@ use std::fmt;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, ResourceToImport, Tag,
 };
+use contract::assets::Manifest;
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
@@ -445,18 +446,20 @@ pub fn split_changes(changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
     changes.into_iter().partition(Change::is_direct)
 }
 
-/// The stage's change set: its template, with the code's bucket and key as
-/// the template parameters and the stack's tags.
+/// The stage's change set: its template, with the code's bucket and key and
+/// the static files' manifest as the template parameters, and the stack's tags.
 pub async fn stage_change_set(
     session: &Session,
     create: bool,
     template: TemplateSource,
     code_bucket: &str,
     code_key: &str,
+    static_assets: &Manifest,
 ) -> Result<ChangeSet, DeployError> {
     let parameters = vec![
         (ids::CODE_BUCKET.to_string(), code_bucket.to_owned()),
         (ids::CODE_KEY.to_string(), code_key.to_owned()),
+        (ids::STATIC_ASSETS.to_string(), static_assets.to_string()),
     ];
     let tags = stack_tags(session);
     create_change_set(

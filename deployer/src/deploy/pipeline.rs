@@ -1,32 +1,34 @@
-//! The pipeline, step after step: prepared template and code → artifacts →
-//! change set → apply → (emulator fix-ups) → static sync → report. `up`,
+//! The pipeline, step after step: prepared template, code and static files →
+//! artifacts → (new static files) → change set → apply → (emulator fix-ups) →
+//! static sync → report. `up`,
 //! `local` and the app's tests deploy through [`deploy`]; `plan` stops after
 //! the change set ([`plan`]).
 
-use std::path::Path;
-
-use contract::outputs;
+use contract::assets::Manifest;
+use contract::{env, outputs};
 
 use crate::deploy::apply::{self, Before};
 use crate::deploy::artifacts::{self, Artifact};
 use crate::deploy::change_set::{self, ChangeSet, split_changes};
 use crate::deploy::error::DeployError;
+use crate::deploy::function;
 use crate::deploy::prepare::Prepared;
 use crate::deploy::report::{ArtifactReport, PlanReport, Stopwatch, Timings, UpReport};
 use crate::deploy::session::Session;
-use crate::deploy::stack;
-use crate::deploy::static_sync;
+use crate::deploy::stack::{self, StackInfo};
+use crate::deploy::static_sync::{self, SyncReport};
 use crate::deploy::{guard, preflight, readopt};
 use crate::emulator;
 use crate::template::composition::Target;
 
 /// Deploys a prepared stage: uploads the code, creates and applies its change
-/// set, syncs `static_dir` to the bucket, and reports what happened.
-pub async fn deploy(
-    session: &Session,
-    prepared: &Prepared,
-    static_dir: &Path,
-) -> Result<UpReport, DeployError> {
+/// set, syncs the static files to the bucket, and reports what happened.
+///
+/// Static files are versioned (`contract::assets`): on a stage that exists,
+/// the new ones are uploaded before the function links to them, and after the
+/// apply only what neither the new manifest nor the replaced one names is
+/// removed, so pages served before the deploy keep working.
+pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, DeployError> {
     let total = Stopwatch::start();
     session.printer.info(format_args!(
         "deploying stage `{}` (stack `{}`) to {}",
@@ -61,16 +63,38 @@ pub async fn deploy(
         Vec::new()
     };
     let create = create && readopted.is_empty();
+    timings.change_set = watch.millis();
+
+    // Before the function links to new file names, the files are there; and
+    // what the pages served until now link to is noted, to be kept. A stack
+    // that only holds re-adopted resources has no function or outputs yet.
+    let watch = Stopwatch::start();
+    let (early, replaced) = if create || !readopted.is_empty() {
+        (SyncReport::default(), None)
+    } else {
+        let stack = session.deployed_stack().await?;
+        let early = static_sync::publish(&session.aws, &bucket_of(&stack)?, &prepared.site).await?;
+        (early, live_manifest(session).await?)
+    };
+    timings.static_files = watch.millis();
+
+    let watch = Stopwatch::start();
     let source = change_set::template_source(
         session,
         &prepared.template,
         Some((&artifact.bucket, &artifact.owner)),
     )
     .await?;
-    let change_set =
-        change_set::stage_change_set(session, create, source, &artifact.bucket, &artifact.key)
-            .await?;
-    timings.change_set = watch.millis();
+    let change_set = change_set::stage_change_set(
+        session,
+        create,
+        source,
+        &artifact.bucket,
+        &artifact.key,
+        &prepared.site.manifest,
+    )
+    .await?;
+    timings.change_set += watch.millis();
 
     let watch = Stopwatch::start();
     let applied = apply::apply(session, change_set, create).await?;
@@ -87,24 +111,29 @@ pub async fn deploy(
     }
 
     let stack = session.deployed_stack().await?;
-    let bucket_name = stack
-        .outputs
-        .get(outputs::BUCKET_NAME)
-        .cloned()
-        .ok_or_else(|| {
-            DeployError::Failed(format!(
-                "stack `{}` has no `{}` output",
-                stack.name,
-                outputs::BUCKET_NAME
-            ))
-        })?;
+    let bucket_name = bucket_of(&stack)?;
     if !applied.up_to_date && matches!(session.target, Target::Endpoint(_)) {
         emulator::after_deploy(&session.aws.s3, &bucket_name).await?;
     }
 
     let watch = Stopwatch::start();
-    let static_files = static_sync::sync(&session.aws, &bucket_name, static_dir).await?;
-    timings.static_files = watch.millis();
+    let late = static_sync::publish(&session.aws, &bucket_name, &prepared.site).await?;
+    let deleted = static_sync::prune(
+        &session.aws,
+        &bucket_name,
+        &prepared.site,
+        replaced.as_ref(),
+    )
+    .await?;
+    let uploaded = early.uploaded + late.uploaded;
+    let static_files = SyncReport {
+        files: late.files,
+        uploaded,
+        skipped: late.files.saturating_sub(uploaded),
+        deleted,
+        bytes_uploaded: early.bytes_uploaded + late.bytes_uploaded,
+    };
+    timings.static_files += watch.millis();
     session.printer.info(&static_files);
     timings.total = total.millis();
 
@@ -123,6 +152,30 @@ pub async fn deploy(
         static_files,
         timings_ms: timings,
     })
+}
+
+/// The stage's bucket, from the stack's outputs.
+fn bucket_of(stack: &StackInfo) -> Result<String, DeployError> {
+    stack
+        .outputs
+        .get(outputs::BUCKET_NAME)
+        .cloned()
+        .ok_or_else(|| {
+            DeployError::Failed(format!(
+                "stack `{}` has no `{}` output; `deployer down` and `deployer up` create it again",
+                stack.name,
+                outputs::BUCKET_NAME
+            ))
+        })
+}
+
+/// The asset manifest the deployed function serves pages with; `None` if it
+/// has none (an app from before versioned assets) or one that does not parse.
+async fn live_manifest(session: &Session) -> Result<Option<Manifest>, DeployError> {
+    let environment = function::environment(session).await?;
+    Ok(environment
+        .get(env::STATIC_ASSETS)
+        .and_then(|text| Manifest::parse(text).ok()))
 }
 
 /// Puts the code in the artifacts bucket unless it is there already.
@@ -178,8 +231,15 @@ pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, 
     let bucket = session.artifacts_bucket(&account);
     let code_key = artifacts::code_key(&session.stack, &prepared.artifact);
     let source = change_set::template_source(session, &prepared.template, None).await?;
-    let change_set =
-        change_set::stage_change_set(session, create, source, &bucket, &code_key).await?;
+    let change_set = change_set::stage_change_set(
+        session,
+        create,
+        source,
+        &bucket,
+        &code_key,
+        &prepared.site.manifest,
+    )
+    .await?;
     let (changes, up_to_date) = match change_set {
         ChangeSet::Empty => (Vec::new(), true),
         ChangeSet::Ready { name, changes, .. } => {

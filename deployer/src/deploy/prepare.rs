@@ -9,6 +9,7 @@ use crate::deploy::error::DeployError;
 use crate::deploy::report::Stopwatch;
 use crate::deploy::session::Session;
 use crate::deploy::static_files;
+use crate::deploy::static_sync::Site;
 use crate::template::composition::stage_template;
 use crate::template::synth::Template;
 
@@ -16,6 +17,8 @@ use crate::template::synth::Template;
 pub struct Prepared {
     pub template: Template,
     pub artifact: Artifact,
+    /// `static/` as it is published: bytes, versioned keys, manifest.
+    pub site: Site,
     /// How long building the code took.
     pub build_ms: u64,
 }
@@ -29,10 +32,11 @@ impl fmt::Debug for Prepared {
 }
 
 /// Checks that `static/` is complete (running the front-end step if not),
-/// synthesizes the template and builds the app's `bootstrap` from the project
-/// in `project_dir`.
+/// reads and versions it, synthesizes the template and builds the app's
+/// `bootstrap` from the project in `project_dir`.
 pub fn prepare(session: &Session, project_dir: &Path) -> Result<Prepared, DeployError> {
     static_files::ensure_complete(project_dir, session.printer.quiet)?;
+    let site = Site::read(&project_dir.join(static_files::STATIC_DIR))?;
     let template = stage_template(&session.stage, &session.target);
     let watch = Stopwatch::start();
     session
@@ -48,15 +52,22 @@ pub fn prepare(session: &Session, project_dir: &Path) -> Result<Prepared, Deploy
     Ok(Prepared {
         template,
         artifact,
+        site,
         build_ms: watch.millis(),
     })
 }
 
-/// The stage's template with code built elsewhere (a test's stand-in).
-pub fn prepare_with_code(session: &Session, binary: &[u8]) -> Result<Prepared, DeployError> {
+/// The stage's template with code built elsewhere (a test's stand-in) and the
+/// static files of `static_dir`.
+pub fn prepare_with_code(
+    session: &Session,
+    binary: &[u8],
+    static_dir: &Path,
+) -> Result<Prepared, DeployError> {
     Ok(Prepared {
         template: stage_template(&session.stage, &session.target),
         artifact: Artifact::from_binary(binary)?,
+        site: Site::read(static_dir)?,
         build_ms: 0,
     })
 }

@@ -1,5 +1,5 @@
 //! `static/` is deployed complete: every asset a page template links to
-//! (`{{page.static_url}}<path>`) must exist before the sync, which deletes
+//! (`{{asset "<path>"}}`) must exist before the sync, which deletes
 //! remote files that are missing locally. Front-end libraries are copied in by
 //! the front-end step (`scripts/vendor.sh`, from npm), which a fresh checkout
 //! (a CI runner) has not run: `up` runs it itself, and stops with exit 2
@@ -12,10 +12,12 @@ use crate::deploy::error::DeployError;
 
 /// The front-end step, relative to the project root.
 pub const FRONT_END_STEP: &str = "scripts/vendor.sh";
+/// The folder published to the bucket's `static/`, relative to the project root.
+pub const STATIC_DIR: &str = "static";
 
 /// What the page templates link to under `static/`, sorted, without duplicates.
 pub fn referenced_assets(templates_dir: &Path) -> Vec<String> {
-    const MARKER: &str = "{{page.static_url}}";
+    const MARKER: &str = "{{asset \"";
     let mut assets = Vec::new();
     let Ok(entries) = std::fs::read_dir(templates_dir) else {
         return assets;
@@ -32,7 +34,7 @@ pub fn referenced_assets(templates_dir: &Path) -> Vec<String> {
             let rest = &text[i + MARKER.len()..];
             let asset: String = rest
                 .chars()
-                .take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>' | '{' | '?' | '#'))
+                .take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>' | '{' | '}' | '?' | '#'))
                 .collect();
             if !asset.is_empty() {
                 assets.push(asset);
@@ -56,7 +58,7 @@ pub fn missing_assets(templates_dir: &Path, static_dir: &Path) -> Vec<String> {
 /// front-end step once if something is missing.
 pub fn ensure_complete(project_dir: &Path, quiet: bool) -> Result<(), DeployError> {
     let templates = project_dir.join("templates");
-    let statics = project_dir.join("static");
+    let statics = project_dir.join(STATIC_DIR);
     if missing_assets(&templates, &statics).is_empty() {
         return Ok(());
     }
@@ -102,7 +104,7 @@ mod tests {
         std::fs::create_dir_all(root.join("static/css")).unwrap();
         std::fs::write(
             root.join("templates/map.hbs"),
-            "<link href=\"{{page.static_url}}css/site.css\">\n<script src=\"{{page.static_url}}vendor/lib/lib.js\" defer></script>\n<img src='{{page.static_url}}css/site.css'>",
+            "<link href=\"{{asset \"css/site.css\"}}\">\n<script src=\"{{asset \"vendor/lib/lib.js\"}}\" defer></script>\n<img src='{{asset \"css/site.css\"}}'>",
         )
         .unwrap();
         std::fs::write(root.join("static/css/site.css"), "body{}").unwrap();
