@@ -806,7 +806,8 @@ mod tests {
         assert_eq!((tag.key(), tag.value()), RETIRED_TAG);
         assert!(code.filter().and_then(|f| f.prefix()).is_none());
         assert_eq!(
-            code.expiration().and_then(|e| e.days()),
+            code.expiration()
+                .and_then(aws_sdk_s3::types::LifecycleExpiration::days),
             Some(RETIRED_EXPIRY_DAYS)
         );
         assert_eq!(

@@ -199,6 +199,21 @@ pub fn capabilities() -> Vec<Capability> {
     vec![Capability::CapabilityIam]
 }
 
+/// One resource change, as CloudFormation described it.
+fn change_of(rc: &aws_sdk_cloudformation::types::ResourceChange) -> Change {
+    Change {
+        action: ChangeAction::parse(rc.action.as_ref().map_or("", |a| a.as_str())),
+        logical_id: rc.logical_resource_id.clone().unwrap_or_default(),
+        resource_type: rc.resource_type.clone().unwrap_or_default(),
+        replacement: rc
+            .replacement
+            .as_ref()
+            .map(|r| Replacement::parse(r.as_str())),
+        caused_by: dynamic_causes(rc.details()),
+        recreated_by: recreating_properties(rc.details()),
+    }
+}
+
 /// Creates a change set and waits until CloudFormation has computed it.
 /// An empty change set is deleted and reported as [`ChangeSet::Empty`].
 pub async fn create_change_set(
@@ -275,17 +290,7 @@ pub async fn create_change_set(
                     .changes()
                     .iter()
                     .filter_map(|c| c.resource_change.as_ref())
-                    .map(|rc| Change {
-                        action: ChangeAction::parse(rc.action.as_ref().map_or("", |a| a.as_str())),
-                        logical_id: rc.logical_resource_id.clone().unwrap_or_default(),
-                        resource_type: rc.resource_type.clone().unwrap_or_default(),
-                        replacement: rc
-                            .replacement
-                            .as_ref()
-                            .map(|r| Replacement::parse(r.as_str())),
-                        caused_by: dynamic_causes(rc.details()),
-                        recreated_by: recreating_properties(rc.details()),
-                    })
+                    .map(change_of)
                     .collect();
                 return Ok(ChangeSet::Ready {
                     name,

@@ -69,13 +69,8 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     // what the pages served until now link to is noted, to be kept. A stack
     // that only holds re-adopted resources has no function or outputs yet.
     let watch = Stopwatch::start();
-    let (early, replaced) = if create || !readopted.is_empty() {
-        (SyncReport::default(), None)
-    } else {
-        let stack = session.deployed_stack().await?;
-        let early = static_sync::publish(&session.aws, &bucket_of(&stack)?, &prepared.site).await?;
-        (early, live_manifest(session).await?)
-    };
+    let (early, replaced) =
+        publish_early(session, prepared, create || !readopted.is_empty()).await?;
     timings.static_files = watch.millis();
 
     let watch = Stopwatch::start();
@@ -117,22 +112,7 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     }
 
     let watch = Stopwatch::start();
-    let late = static_sync::publish(&session.aws, &bucket_name, &prepared.site).await?;
-    let deleted = static_sync::prune(
-        &session.aws,
-        &bucket_name,
-        &prepared.site,
-        replaced.as_ref(),
-    )
-    .await?;
-    let uploaded = early.uploaded + late.uploaded;
-    let static_files = SyncReport {
-        files: late.files,
-        uploaded,
-        skipped: late.files.saturating_sub(uploaded),
-        deleted,
-        bytes_uploaded: early.bytes_uploaded + late.bytes_uploaded,
-    };
+    let static_files = publish_late(session, prepared, &bucket_name, early, replaced).await?;
     timings.static_files += watch.millis();
     session.printer.info(&static_files);
     timings.total = total.millis();
@@ -155,6 +135,45 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
 }
 
 /// The stage's bucket, from the stack's outputs.
+/// On a stage whose stack already runs the app, the new static files go up
+/// before the function links to them, and the manifest the pages served until
+/// now is noted (its files are kept). A new (or only re-adopted) stack has
+/// nothing to keep.
+async fn publish_early(
+    session: &Session,
+    prepared: &Prepared,
+    new_stack: bool,
+) -> Result<(SyncReport, Option<Manifest>), DeployError> {
+    if new_stack {
+        return Ok((SyncReport::default(), None));
+    }
+    let stack = session.deployed_stack().await?;
+    let early = static_sync::publish(&session.aws, &bucket_of(&stack)?, &prepared.site).await?;
+    Ok((early, live_manifest(session).await?))
+}
+
+/// After the apply: what is still missing goes up, and only what neither the
+/// new manifest nor the replaced one names is removed.
+async fn publish_late(
+    session: &Session,
+    prepared: &Prepared,
+    bucket: &str,
+    early: SyncReport,
+    replaced: Option<Manifest>,
+) -> Result<SyncReport, DeployError> {
+    let late = static_sync::publish(&session.aws, bucket, &prepared.site).await?;
+    let deleted =
+        static_sync::prune(&session.aws, bucket, &prepared.site, replaced.as_ref()).await?;
+    let uploaded = early.uploaded + late.uploaded;
+    Ok(SyncReport {
+        files: late.files,
+        uploaded,
+        skipped: late.files.saturating_sub(uploaded),
+        deleted,
+        bytes_uploaded: early.bytes_uploaded + late.bytes_uploaded,
+    })
+}
+
 fn bucket_of(stack: &StackInfo) -> Result<String, DeployError> {
     stack
         .outputs

@@ -1383,7 +1383,9 @@ fn old_code_artifacts_are_retired_and_the_newest_ten_kept() {
         r.filter()
             .and_then(|f| f.tag())
             .is_some_and(|t| (t.key(), t.value()) == RETIRED_TAG)
-            && r.expiration().and_then(|e| e.days()).is_some()
+            && r.expiration()
+                .and_then(aws_sdk_s3::types::LifecycleExpiration::days)
+                .is_some()
     });
     assert!(expires_retired, "{rules:?}");
 }
