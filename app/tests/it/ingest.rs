@@ -221,10 +221,11 @@ async fn a_photo_over_its_time_budget_leaves_nothing_behind() {
     p.limits.image.time = std::time::Duration::from_millis(1);
     let user = "ingest-slow";
     let id = new_id();
-    // 60 megapixels, 0.9 MB: a valid photo that takes longer than 1 ms.
+    // 38.9 megapixels (under the local stage's 40), 0.5 MB: a valid photo
+    // that takes longer than 1 ms.
     let jpeg = crate::craft::flat_jpeg(
-        9_000,
-        6_666,
+        7_200,
+        5_400,
         &[(2, 2), (1, 1), (1, 1)],
         crate::craft::Coding::Baseline,
     );
