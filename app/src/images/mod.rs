@@ -358,7 +358,7 @@ fn decode(
     fit_w: u32,
     fit_h: u32,
 ) -> Result<(u32, u32, RgbImage), ImageError> {
-    let damaged = |e: image::ImageError| failed(e, limits, deadline);
+    let damaged = |e: image::ImageError| failed(&e, limits, deadline);
     match kind {
         Kind::Jpeg => {
             let header = jpeg::Header::parse(bytes)?;
@@ -453,7 +453,7 @@ fn decode(
 
 /// Why `image`'s decoder failed: the time budget if it is spent (the
 /// [`Timed`] reader fails every read after the deadline), else the file.
-fn failed(e: image::ImageError, limits: &Limits, deadline: Instant) -> ImageError {
+fn failed(e: &image::ImageError, limits: &Limits, deadline: Instant) -> ImageError {
     if Instant::now() > deadline {
         ImageError::OutOfTime(limits.time)
     } else {
@@ -505,7 +505,7 @@ fn full_decode(
     buffer.resize(total, 0);
     decoder
         .read_image(&mut buffer)
-        .map_err(|e| failed(e, limits, deadline))?;
+        .map_err(|e| failed(&e, limits, deadline))?;
     to_rgb8(color, buffer, width, height).ok_or_else(|| {
         ImageError::Damaged(format!("its pixels ({color:?}) could not be converted"))
     })
