@@ -64,6 +64,8 @@ impl From<crate::images::ImageError> for AppError {
         use crate::images::ImageError;
         match err {
             ImageError::TooManyPixels { .. } => Self::TooLarge(err.to_string()),
+            // Not an image at all is a bad request, as a wrong type is.
+            ImageError::NotAnImage => Self::BadRequest(err.to_string()),
             ImageError::Encode(_) => Self::internal(err),
             other => Self::Unprocessable(other.to_string()),
         }

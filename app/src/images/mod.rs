@@ -16,7 +16,13 @@
 //! The thumbnail is shrunk before the EXIF orientation turns it, so the turned
 //! copy is thumbnail-sized. A decoder that panics all the same is caught and
 //! the photo refused.
+//!
+//! Each image has a time budget ([`Limits::time`]): the 1/8-scale decoder
+//! looks at the clock as it goes, `image`'s decoders read the file through a
+//! reader that fails once the deadline passed ([`deadline`]), and a decode
+//! that ends late is refused all the same.
 
+pub mod deadline;
 pub mod draft;
 pub mod jpeg;
 pub mod shrink;
@@ -26,6 +32,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use image::{ColorType, DynamicImage, ImageDecoder, RgbImage};
+
+use deadline::Timed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -45,13 +53,30 @@ pub enum ImageError {
     Jpeg(#[from] jpeg::JpegError),
     #[error("this image could not be read ({0}); it may be damaged")]
     Damaged(String),
-    #[error("this image took longer to read than the album allows ({0:?}); it may be damaged")]
+    #[error(
+        "this image took longer to read than the album allows ({}); it may be damaged, or made to be slow to decode: save it again (as a JPEG, say) and upload the copy",
+        seconds(*.0)
+    )]
     OutOfTime(Duration),
     #[error("this image could not be read: the decoder failed on it; it may be damaged")]
     Crashed,
     #[error("the thumbnail could not be written: {0}")]
     Encode(String),
 }
+
+/// `10 s`, `1.5 s`, `20 ms`: a budget as a person reads it.
+fn seconds(time: Duration) -> String {
+    if time >= Duration::from_secs(1) {
+        format!("{} s", time.as_secs_f64())
+    } else {
+        format!("{} ms", time.as_millis())
+    }
+}
+
+/// How long one image may take to process, decoding included: well inside
+/// the function's 29 s timeout (API Gateway's), with room for fetching the
+/// upload and writing the objects.
+pub const TIME_BUDGET: Duration = Duration::from_secs(10);
 
 /// What processing one image may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +85,8 @@ pub struct Limits {
     pub max_pixels: u64,
     /// The most memory decoding one image may take at its peak, in bytes.
     pub memory_bytes: u64,
-    /// How long decoding one image may take.
+    /// How long processing one image may take, decoding included; a
+    /// slower image is refused ([`ImageError::OutOfTime`]).
     pub time: Duration,
 }
 
@@ -73,7 +99,7 @@ impl Limits {
         Self {
             max_pixels,
             memory_bytes: u64::from(memory_mb) * 1024 * 1024 / 2,
-            time: Duration::from_secs(10),
+            time: TIME_BUDGET,
         }
     }
 
@@ -332,7 +358,7 @@ fn decode(
     fit_w: u32,
     fit_h: u32,
 ) -> Result<(u32, u32, RgbImage), ImageError> {
-    let damaged = |e: image::ImageError| ImageError::Damaged(e.to_string());
+    let damaged = |e: image::ImageError| failed(&e, limits, deadline);
     match kind {
         Kind::Jpeg => {
             let header = jpeg::Header::parse(bytes)?;
@@ -356,8 +382,8 @@ fn decode(
                 })?;
                 return Ok((width, height, image));
             }
-            let decoder =
-                image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(damaged)?;
+            let decoder = image::codecs::jpeg::JpegDecoder::new(Timed::new(bytes, deadline))
+                .map_err(damaged)?;
             // `image`'s decoder reads the header too: it must see the frame
             // that was checked, or the check would be for another image.
             if decoder.dimensions() != (width, height) {
@@ -380,6 +406,7 @@ fn decode(
             let pixels = full_decode(
                 decoder,
                 limits,
+                deadline,
                 coefficients + samples.div_ceil(8),
                 bytes,
                 what,
@@ -390,9 +417,11 @@ fn decode(
             let budget = image::Limits::default();
             let mut png_limits = budget;
             png_limits.max_alloc = Some(limits.memory_bytes);
-            let decoder =
-                image::codecs::png::PngDecoder::with_limits(Cursor::new(bytes), png_limits)
-                    .map_err(damaged)?;
+            let decoder = image::codecs::png::PngDecoder::with_limits(
+                Timed::new(bytes, deadline),
+                png_limits,
+            )
+            .map_err(damaged)?;
             let (width, height) = decoder.dimensions();
             let what = match decoder.color_type() {
                 ColorType::L16 | ColorType::La16 | ColorType::Rgb16 | ColorType::Rgba16 => {
@@ -401,20 +430,34 @@ fn decode(
                 ColorType::Rgb8 => "",
                 _ => " for a PNG with transparency or in grey",
             };
-            Ok((width, height, full_decode(decoder, limits, 0, bytes, what)?))
+            Ok((
+                width,
+                height,
+                full_decode(decoder, limits, deadline, 0, bytes, what)?,
+            ))
         }
         Kind::WebP => {
-            let decoder =
-                image::codecs::webp::WebPDecoder::new(Cursor::new(bytes)).map_err(damaged)?;
+            let decoder = image::codecs::webp::WebPDecoder::new(Timed::new(bytes, deadline))
+                .map_err(damaged)?;
             let (width, height) = decoder.dimensions();
             // The VP8 decoder's planes (1.5 bytes a pixel), or the lossless
             // decoder's 4-byte pixels, besides the output.
             Ok((
                 width,
                 height,
-                full_decode(decoder, limits, 5, bytes, " for a WebP")?,
+                full_decode(decoder, limits, deadline, 5, bytes, " for a WebP")?,
             ))
         }
+    }
+}
+
+/// Why `image`'s decoder failed: the time budget if it is spent (the
+/// [`Timed`] reader fails every read after the deadline), else the file.
+fn failed(e: &image::ImageError, limits: &Limits, deadline: Instant) -> ImageError {
+    if Instant::now() > deadline {
+        ImageError::OutOfTime(limits.time)
+    } else {
+        ImageError::Damaged(e.to_string())
     }
 }
 
@@ -423,6 +466,7 @@ fn decode(
 fn full_decode(
     mut decoder: impl ImageDecoder,
     limits: &Limits,
+    deadline: Instant,
     extra_per_pixel: u64,
     file: &[u8],
     of_this_kind: &str,
@@ -442,6 +486,11 @@ fn full_decode(
         .map_err(|e| ImageError::Damaged(e.to_string()))?;
     let total = usize::try_from(decoder.total_bytes())
         .map_err(|_| ImageError::Damaged("it is too large to address".to_owned()))?;
+    // Reading the header may have used the budget up: then nothing large
+    // is allocated.
+    if Instant::now() > deadline {
+        return Err(ImageError::OutOfTime(limits.time));
+    }
     let mut buffer = Vec::new();
     // An allocation that fails anyway (a limited address space) is a refusal,
     // not an abort.
@@ -456,7 +505,7 @@ fn full_decode(
     buffer.resize(total, 0);
     decoder
         .read_image(&mut buffer)
-        .map_err(|e| ImageError::Damaged(e.to_string()))?;
+        .map_err(|e| failed(&e, limits, deadline))?;
     to_rgb8(color, buffer, width, height).ok_or_else(|| {
         ImageError::Damaged(format!("its pixels ({color:?}) could not be converted"))
     })

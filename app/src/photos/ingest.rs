@@ -71,6 +71,30 @@ impl Faults for NoFaults {
     }
 }
 
+/// How much longer than an image's budget its decoding thread is waited
+/// for: `images::process` stops itself within the budget wherever it can
+/// look at the clock.
+pub const BUDGET_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `work` (an image's decoding) on a blocking thread and waits for it
+/// at most `budget` and [`BUDGET_GRACE`]: past that the upload is refused as
+/// out of time, so the request is answered even when a decoder that reads
+/// the whole file first (zune-jpeg, lossy WebP) runs long. That thread runs
+/// on until the decoder returns; it cannot be stopped, but what it may
+/// allocate is bounded by the image's memory budget, and it was checked
+/// before it started.
+pub async fn within_budget<T: Send + 'static>(
+    budget: Duration,
+    work: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
+) -> Result<T, IngestError> {
+    let task = tokio::task::spawn_blocking(work);
+    match tokio::time::timeout(budget.saturating_add(BUDGET_GRACE), task).await {
+        Ok(Ok(done)) => Ok(done?),
+        Ok(Err(e)) => Err(IngestError::Internal(format!("the image task ended: {e}"))),
+        Err(_) => Err(ImageError::OutOfTime(budget).into()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("this upload is not known")]
@@ -329,7 +353,7 @@ impl Ingest<'_> {
         let limits = self.limits;
         let bytes = fetched.bytes.clone();
         let orientation = exif.orientation;
-        let processed = tokio::task::spawn_blocking(move || {
+        let processed = within_budget(limits.image.time, move || {
             images::process(
                 &bytes,
                 kind,
@@ -339,8 +363,7 @@ impl Ingest<'_> {
                 limits.thumbnail_height,
             )
         })
-        .await
-        .map_err(|e| IngestError::Internal(format!("the image task ended: {e}")))??;
+        .await?;
 
         // The camera's position wins over one picked on the map.
         let position = match (exif.lat, exif.lng) {
@@ -459,6 +482,37 @@ mod tests {
         let t = now_iso();
         assert_eq!(t.len(), 20);
         assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
+    }
+
+    /// A decoder that runs past its budget (one that cannot look at the
+    /// clock) does not hold the answer: it comes after the budget and the
+    /// grace, not when the decoder returns.
+    #[tokio::test]
+    async fn a_decode_past_its_budget_is_answered_on_time() {
+        let started = std::time::Instant::now();
+        let slow = within_budget(Duration::ZERO, || {
+            std::thread::sleep(BUDGET_GRACE + Duration::from_millis(700));
+            Ok(())
+        })
+        .await;
+        let answered = started.elapsed();
+        assert!(
+            matches!(slow, Err(IngestError::Image(ImageError::OutOfTime(_)))),
+            "{slow:?}"
+        );
+        assert!(
+            answered < BUDGET_GRACE + Duration::from_millis(500),
+            "answered after {answered:?}"
+        );
+        // Within the budget, the work's own answer comes through.
+        let fast = within_budget(Duration::from_secs(5), || Ok(7)).await;
+        assert_eq!(fast.ok(), Some(7));
+        let refused =
+            within_budget::<()>(Duration::from_secs(5), || Err(ImageError::NotAnImage)).await;
+        assert!(
+            matches!(refused, Err(IngestError::Image(ImageError::NotAnImage))),
+            "{refused:?}"
+        );
     }
 
     #[test]

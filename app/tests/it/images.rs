@@ -178,6 +178,102 @@ fn stray_markers_and_second_frames() {
     );
 }
 
+/// Each image has a time budget: a large valid photo given 1 ms is refused
+/// with a 422 a person understands, on the 1/8-scale path (whose loops look
+/// at the clock) and on the PNG path (whose decoder reads through a reader
+/// that fails after the deadline), long before a full decode would end.
+#[test]
+fn a_photo_over_its_time_budget_is_refused() {
+    let tiny = Limits {
+        time: Duration::from_millis(1),
+        ..limits()
+    };
+    let cases = [
+        (
+            "baseline 4:2:0, 9000 × 6666, 1/8 scale",
+            craft::flat_jpeg(9_000, 6_666, &[(2, 2), (1, 1), (1, 1)], Coding::Baseline),
+            Kind::Jpeg,
+        ),
+        (
+            "PNG 8-bit RGB, 7745 × 7745",
+            craft::zero_png(7_745, 7_745, 8, craft::RGB, None, true),
+            Kind::Png,
+        ),
+    ];
+    for (label, bytes, kind) in cases {
+        let start = Instant::now();
+        let err = images::process(&bytes, kind, 1, &tiny, 300, 200).unwrap_err();
+        let took = start.elapsed();
+        println!("{label}: refused after {took:?}");
+        assert!(matches!(err, ImageError::OutOfTime(_)), "{label}: {err}");
+        assert!(
+            err.to_string()
+                .starts_with("this image took longer to read than the album allows (1 ms)"),
+            "{label}: {err}"
+        );
+        assert_eq!(AppError::from(err).status(), 422, "{label}");
+        // Stopped at once, not after decoding (seconds in a debug build).
+        assert!(took < Duration::from_secs(2), "{label}: {took:?}");
+    }
+}
+
+/// The 1/8-scale decoder's own loop stops at a passed deadline (the only
+/// place it says `OutOfTime`), instead of decoding on.
+#[test]
+fn the_draft_decoder_looks_at_the_clock() {
+    let bytes = craft::flat_jpeg(4_000, 3_000, &[(2, 2), (1, 1), (1, 1)], Coding::Baseline);
+    let header = images::jpeg::Header::parse(&bytes).unwrap();
+    assert!(images::draft::applies(&header));
+    let passed = Instant::now();
+    std::thread::sleep(Duration::from_millis(2));
+    assert_eq!(
+        images::draft::decode(&header, passed).unwrap_err(),
+        images::draft::DraftError::OutOfTime
+    );
+    let later = Instant::now() + Duration::from_mins(1);
+    assert_eq!(
+        images::draft::decode(&header, later).unwrap().dimensions(),
+        (500, 375)
+    );
+}
+
+/// `image`'s PNG and WebP decoders, reading through `Timed`, stop at their
+/// next read once the deadline has passed: here it passes between reading
+/// the header and decoding the pixels.
+#[test]
+fn image_decoders_stop_at_their_next_read_after_the_deadline() {
+    use image::ImageDecoder;
+    use images::deadline::Timed;
+
+    fn after_deadline(decoder: impl ImageDecoder, deadline: Instant) -> image::ImageResult<()> {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        std::thread::sleep(Duration::from_millis(5));
+        let mut pixels = vec![0; usize::try_from(decoder.total_bytes()).unwrap()];
+        decoder.read_image(&mut pixels)
+    }
+    let png = craft::zero_png(2_000, 2_000, 8, craft::RGB, None, true);
+    let lossless = webp(600, 400);
+    let timed_out = |r: image::ImageResult<()>| matches!(r, Err(image::ImageError::IoError(e)) if e.kind() == std::io::ErrorKind::TimedOut);
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let decoder = image::codecs::png::PngDecoder::new(Timed::new(&png, deadline)).unwrap();
+    assert!(timed_out(after_deadline(decoder, deadline)), "PNG");
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let decoder = image::codecs::webp::WebPDecoder::new(Timed::new(&lossless, deadline)).unwrap();
+    assert!(timed_out(after_deadline(decoder, deadline)), "WebP");
+    // With time left, the same decoders read the same files whole.
+    let later = Instant::now() + Duration::from_mins(1);
+    let decoder = image::codecs::png::PngDecoder::new(Timed::new(&png, later)).unwrap();
+    assert!(
+        after_deadline(decoder, Instant::now()).is_ok(),
+        "PNG in time"
+    );
+    let decoder = image::codecs::webp::WebPDecoder::new(Timed::new(&lossless, later)).unwrap();
+    assert!(
+        after_deadline(decoder, Instant::now()).is_ok(),
+        "WebP in time"
+    );
+}
+
 /// Every accepted format and decoding path gives a thumbnail in the box,
 /// turned as EXIF says.
 #[test]

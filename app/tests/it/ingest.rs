@@ -213,6 +213,40 @@ async fn a_failure_at_each_step_leaves_nothing_behind() {
     assert!(p.store.indexed(user, &id).await.unwrap() >= 5);
 }
 
+/// A photo over its time budget is refused with a 422, and its staged
+/// object is removed as for any other refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_photo_over_its_time_budget_leaves_nothing_behind() {
+    let mut p = parts().await;
+    p.limits.image.time = std::time::Duration::from_millis(1);
+    let user = "ingest-slow";
+    let id = new_id();
+    // 38.9 megapixels (under the local stage's 40), 0.5 MB: a valid photo
+    // that takes longer than 1 ms.
+    let jpeg = crate::craft::flat_jpeg(
+        7_200,
+        5_400,
+        &[(2, 2), (1, 1), (1, 1)],
+        crate::craft::Coding::Baseline,
+    );
+    p.stage(user, &id, &jpeg).await;
+    let err = p
+        .ingest(&NoFaults)
+        .finish(upload(user, &id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::Image(cloudalbum::images::ImageError::OutOfTime(_))
+        ),
+        "{err}"
+    );
+    assert_eq!(cloudalbum::error::AppError::from(err).status(), 422);
+    p.assert_nothing_left(user, &id, "refused as too slow")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_finish_or_a_replayed_url_never_changes_the_stored_photo() {
     let p = parts().await;

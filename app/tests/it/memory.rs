@@ -2,7 +2,8 @@
 //! process (this test binary again, running [`memory_child`]) whose address
 //! space `prlimit` limits to the function's memory, as Lambda's kill would.
 //! The child must end normally with a result or a refusal, never abort; it
-//! reports its peak resident memory (`VmHWM`).
+//! reports its peak resident memory (`VmHWM`) and how long processing took
+//! (against the time budget, which is measured here but not enforced).
 
 use std::process::Command;
 
@@ -30,11 +31,14 @@ fn memory_child() {
         ..Limits::for_function(MEMORY_MB, 60_000_000)
     };
     let before = peak_kb();
+    let started = std::time::Instant::now();
     let outcome = match images::process(&bytes, kind, orientation, &limits, 300, 200) {
         Ok(p) => format!("ok {}x{}", p.width, p.height),
         Err(e) => format!("refused: {e}"),
     };
+    let took = started.elapsed();
     println!("outcome={outcome}");
+    println!("ms={}", took.as_millis());
     println!("start_kb={before}");
     println!("peak_kb={}", peak_kb());
 }
@@ -145,9 +149,9 @@ fn processing_fits_in_the_function_memory() {
     let limit = u64::from(MEMORY_MB) * 1024 * 1024;
     let mut table = vec![
         format!(
-            "| image ({MEMORY_MB} MB function) | file | result | peak RSS | of which before processing |"
+            "| image ({MEMORY_MB} MB function) | file | result | peak RSS | of which before processing | time (this build) |"
         ),
-        "|---|---|---|---|---|".to_owned(),
+        "|---|---|---|---|---|---|".to_owned(),
     ];
     for case in cases() {
         let path = work.path().join("image");
@@ -194,8 +198,9 @@ fn processing_fits_in_the_function_memory() {
         let peak: u64 = field("peak_kb=").parse().unwrap();
         let start: u64 = field("start_kb=").parse().unwrap();
         assert!(peak * 1024 < limit, "{}: peak {peak} kB", case.label);
+        let ms: u64 = field("ms=").parse().unwrap();
         table.push(format!(
-            "| {} | {:.1} MB | {} | {} MB | {} MB |",
+            "| {} | {:.1} MB | {} | {} MB | {} MB | {:.2} s |",
             case.label,
             f64::from(u32::try_from(case.bytes.len()).unwrap()) / 1e6,
             if case.accepted {
@@ -204,7 +209,8 @@ fn processing_fits_in_the_function_memory() {
                 "refused"
             },
             peak / 1024,
-            start / 1024
+            start / 1024,
+            std::time::Duration::from_millis(ms).as_secs_f64()
         ));
     }
     eprintln!("{}", table.join("\n"));
