@@ -153,7 +153,7 @@ mod tests {
             ),
             (
                 IngestError::Image(ImageError::NotAnImage).into(),
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::BAD_REQUEST,
             ),
             (IngestError::Unknown.into(), StatusCode::BAD_REQUEST),
             (TableError::Changed.into(), StatusCode::CONFLICT),
