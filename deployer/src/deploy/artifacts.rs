@@ -26,6 +26,24 @@ pub enum ArtifactError {
     )]
     NoExecutable,
     #[error(
+        "removing this workspace's release build units from the target directory (`cargo clean --release --workspace`) failed (exit {code:?}); cargo's messages are above; run it yourself, then deploy again"
+    )]
+    CleanFailed { code: Option<i32> },
+    #[error(
+        "another checkout of the project rebuilt this workspace's crates in `{}` while this one was building them; deploy again, or give this checkout a target directory of its own (CARGO_TARGET_DIR)",
+        output_dir.display()
+    )]
+    SharedTargetBusy { output_dir: PathBuf },
+    #[error(
+        "cannot copy the built bootstrap `{}` to `{}`: {source}; check that the project folder is writable",
+        from.display(), to.display()
+    )]
+    CopyOut {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
         "the stage wants `{wanted}` but this machine builds `{host}`; set `function.architecture: {host}` in the stage file, or build on an `{wanted}` machine"
     )]
     Architecture {
@@ -129,10 +147,21 @@ fn host_architecture() -> &'static str {
 }
 
 /// Builds `bootstrap` in release mode (stripped, see `[profile.release]`) and
-/// returns its path. Cargo's own progress goes to stderr unless `quiet`.
+/// returns the path of this checkout's own copy of it ([`BINARY_COPY`]).
+/// Cargo's own progress goes to stderr unless `quiet`.
 ///
 /// Cargo's own no-op check costs ~150 ms, most of a no-change deploy; when
 /// the [`BuildStamp`] of the last build still holds, cargo is not asked.
+///
+/// The target directory may be shared with other checkouts of the project (a
+/// global `CARGO_TARGET_DIR` or `build.target-dir`, worktrees). Cargo names
+/// the workspace's own build units by paths relative to the workspace, so
+/// every checkout builds into the same units, and it judges them fresh by
+/// modification times: a unit that another checkout compiled last can look
+/// fresh here and hold that checkout's code. So unless this checkout compiled
+/// them last ([`Build::is_this_checkouts`]), the workspace's own units are
+/// removed (`cargo clean --release --workspace`; the dependencies stay) and
+/// built again, and the binary is copied out of the shared folder at once.
 pub fn build_bootstrap(
     project_dir: &Path,
     architecture: Architecture,
@@ -145,23 +174,49 @@ pub fn build_bootstrap(
             host,
         });
     }
+    // Cargo reports canonical paths: compare like with like.
+    let project_dir =
+        &std::fs::canonicalize(project_dir).unwrap_or_else(|_| project_dir.to_owned());
     let stamp_path = project_dir.join(STAMP_FILE);
-    if let Some(binary) = BuildStamp::read(&stamp_path).and_then(|s| s.fresh_binary()) {
+    let previous = BuildStamp::read(&stamp_path);
+    if let Some(binary) = previous.as_ref().and_then(|s| s.fresh_binary(project_dir)) {
         return Ok(binary);
     }
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let binary = cargo_build(project_dir, quiet)?;
+    // Units rewritten since this checkout's last build were compiled by
+    // someone else: rebuild them before cargo judges them by their times.
+    let mut cleaned = previous.as_ref().is_some_and(|s| !s.units_unchanged());
+    if cleaned {
+        cargo_clean_workspace(project_dir, quiet)?;
+    }
+    let build = loop {
+        let build = cargo_build(project_dir, quiet)?;
+        if build.is_this_checkouts(project_dir, previous.as_ref()) {
+            break build;
+        }
+        if cleaned {
+            return Err(ArtifactError::SharedTargetBusy {
+                output_dir: build.output_dir().to_owned(),
+            });
+        }
+        cargo_clean_workspace(project_dir, quiet)?;
+        cleaned = true;
+    };
+    let binary = copy_out(project_dir, &build.executable)?;
     // A file edited while cargo ran may not be in the binary: no stamp then,
     // so the next deploy asks cargo again.
-    if let Some(stamp) = BuildStamp::after_build(project_dir, &binary)
-        && stamp
-            .inputs
-            .iter()
-            .all(|(_, (modified, _))| *modified < started)
-    {
-        stamp.write(&stamp_path);
+    match BuildStamp::after_build(project_dir, &binary, &build) {
+        Some(stamp)
+            if stamp
+                .inputs
+                .iter()
+                .all(|(_, (modified, _))| *modified < started) =>
+        {
+            stamp.write(&stamp_path);
+        }
+        _ => drop(std::fs::remove_file(&stamp_path)),
     }
     Ok(binary)
 }
@@ -169,19 +224,138 @@ pub fn build_bootstrap(
 /// Where the last build's stamp is kept (git-ignored).
 pub const STAMP_FILE: &str = ".deployer/bootstrap-build.json";
 
+/// This checkout's own copy of the last `bootstrap` it built (git-ignored):
+/// what `up` deploys. The one in the target directory may be rewritten by
+/// another checkout that shares it.
+pub const BINARY_COPY: &str = ".deployer/bootstrap";
+
+/// Copies the binary cargo just built to [`BINARY_COPY`] (via a temporary
+/// file, so a copy cut short is never taken for a build).
+fn copy_out(project_dir: &Path, executable: &Path) -> Result<PathBuf, ArtifactError> {
+    let to = project_dir.join(BINARY_COPY);
+    let partial = to.with_extension("partial");
+    let copy = || -> std::io::Result<()> {
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::copy(executable, &partial)?;
+        std::fs::rename(&partial, &to)
+    };
+    copy().map_err(|source| ArtifactError::CopyOut {
+        from: executable.to_owned(),
+        to: to.clone(),
+        source,
+    })?;
+    Ok(to)
+}
+
+/// What a cargo build of `bootstrap` reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    /// `<target>/release/bootstrap`, with cargo's dep-info (`bootstrap.d`) beside it.
+    pub executable: PathBuf,
+    /// The build units of the workspace's own crates.
+    pub units: Vec<Unit>,
+}
+
+/// One build unit of a workspace crate, as cargo reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Cargo found it up to date and did not compile it.
+    pub fresh: bool,
+    /// The files it produced (rlib, rmeta, executable).
+    pub files: Vec<PathBuf>,
+}
+
+impl Build {
+    /// The folder cargo built into (`<target>/release`).
+    pub fn output_dir(&self) -> &Path {
+        self.executable.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Whether this checkout compiled every workspace unit the binary was
+    /// made from: compiled in this very build, or left as this checkout's
+    /// last build (its stamp) left them. With no stamp, cargo's dep-info
+    /// must name no file of another checkout.
+    pub fn is_this_checkouts(&self, project_dir: &Path, previous: Option<&BuildStamp>) -> bool {
+        let mut reused = self.units.iter().filter(|u| u.fresh).peekable();
+        if reused.peek().is_none() {
+            return true;
+        }
+        match previous {
+            Some(stamp) => reused.all(|u| u.files.iter().all(|f| stamp.built_unit(f))),
+            None => dep_info_sources(&self.executable).is_some_and(|sources| {
+                sources
+                    .iter()
+                    .all(|s| is_own_source(s, project_dir, self.output_dir()))
+            }),
+        }
+    }
+}
+
+/// The source files cargo's dep-info beside `executable` names.
+fn dep_info_sources(executable: &Path) -> Option<Vec<PathBuf>> {
+    let dep_info = std::fs::read_to_string(executable.with_extension("d")).ok()?;
+    let (_, sources) = dep_info.split_once(": ")?;
+    Some(sources.split_whitespace().map(PathBuf::from).collect())
+}
+
+/// Whether a build input belongs to this checkout: it lies in the project,
+/// in the build's output folder (generated code) or in cargo's home
+/// (registry sources, the same for every checkout). A file of any other
+/// folder — another checkout of the project — is not this checkout's.
+fn is_own_source(path: &Path, project_dir: &Path, output_dir: &Path) -> bool {
+    let path = normalize(path);
+    path.starts_with(project_dir)
+        || path.starts_with(output_dir)
+        || cargo_home().is_some_and(|home| path.starts_with(home))
+}
+
+/// `a/b/../c` → `a/c`, without asking the file system (dep-info names
+/// templates as `app/src/../../templates/…`).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+}
+
 /// What a release build of `bootstrap` was made from: every workspace source
 /// cargo's dep-info names, the manifests and lock file, and the environment
 /// that changes a build — each with its modification time and size — and the
 /// binary that came out. While all of it holds, the binary is current.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildStamp {
+    /// This checkout's copy of the binary ([`BINARY_COPY`]).
     binary: PathBuf,
     binary_meta: (u128, u64),
+    /// The folder cargo built into (`<target>/release`).
+    output_dir: PathBuf,
     inputs: Vec<(PathBuf, (u128, u64))>,
+    /// The compiler binary and rustup's settings: they change when the
+    /// toolchain is updated or switched.
+    toolchain_files: Vec<(PathBuf, (u128, u64))>,
+    /// The files of the workspace's build units as this build left them in
+    /// the target directory: another checkout sharing it rewrites them.
+    units: Vec<(PathBuf, (u128, u64))>,
     env: Vec<(String, String)>,
     /// `rustc -vV` of the toolchain that built it. Its compiler binary and
-    /// rustup's settings are among `inputs`, so a toolchain update or switch
-    /// makes the stamp stale without running `rustc` on every deploy.
+    /// rustup's settings are `toolchain_files`, so a toolchain update or
+    /// switch makes the stamp stale without running `rustc` on every deploy.
     toolchain: String,
 }
 
@@ -198,12 +372,11 @@ impl BuildStamp {
         }
     }
 
-    /// The stamp of `binary`, just built in `project_dir`; `None` if cargo's
-    /// dep-info is missing (then cargo is asked every time).
-    fn after_build(project_dir: &Path, binary: &Path) -> Option<Self> {
-        let dep_info = std::fs::read_to_string(binary.with_extension("d")).ok()?;
-        let (_, sources) = dep_info.split_once(": ")?;
-        let mut files: Vec<PathBuf> = sources.split_whitespace().map(PathBuf::from).collect();
+    /// The stamp of `binary`, this checkout's copy of what `build` just
+    /// built in `project_dir`; `None` if cargo's dep-info is missing (then
+    /// cargo is asked every time).
+    fn after_build(project_dir: &Path, binary: &Path, build: &Build) -> Option<Self> {
+        let mut files = dep_info_sources(&build.executable)?;
         for manifest in [
             "Cargo.toml",
             "Cargo.lock",
@@ -214,40 +387,73 @@ impl BuildStamp {
         ] {
             files.push(project_dir.join(manifest));
         }
-        let toolchain = Toolchain::of(project_dir)?;
-        files.extend(toolchain.files);
         files.sort();
         files.dedup();
+        let toolchain = Toolchain::of(project_dir)?;
         Some(Self {
             binary: binary.to_owned(),
             binary_meta: meta(binary)?,
-            inputs: files
-                .into_iter()
-                .map(|f| {
-                    let m = meta(&f).unwrap_or((0, 0));
-                    (f, m)
-                })
-                .collect(),
+            output_dir: build.output_dir().to_owned(),
+            inputs: with_meta(files),
+            toolchain_files: with_meta(toolchain.files),
+            units: with_meta(
+                build
+                    .units
+                    .iter()
+                    .flat_map(|u| u.files.iter().cloned())
+                    .collect(),
+            ),
             env: build_env(),
             toolchain: toolchain.version,
         })
     }
 
-    fn inputs_now(&self) -> Vec<(PathBuf, (u128, u64))> {
-        // Missing files are (0, 0) both in the stamp and now.
-        self.inputs
+    /// Whether this build left `file` (a unit's output) as it is now.
+    fn built_unit(&self, file: &Path) -> bool {
+        self.units
             .iter()
-            .map(|(f, _)| (f.clone(), meta(f).unwrap_or((0, 0))))
-            .collect()
+            .any(|(f, m)| f == file && meta(f).as_ref() == Some(m))
     }
 
-    /// The binary, if nothing it was built from has changed since.
-    fn fresh_binary(&self) -> Option<PathBuf> {
-        (meta(&self.binary)? == self.binary_meta
-            && self.inputs_now() == self.inputs
+    /// Whether the workspace's units in the target directory are still the
+    /// ones this build left.
+    fn units_unchanged(&self) -> bool {
+        self.units.iter().all(|(f, m)| meta(f).as_ref() == Some(m))
+    }
+
+    /// The binary, if nothing it was built from has changed since and it
+    /// and its sources lie in `project_dir` (a stamp naming another
+    /// checkout's files — copied along, or from a shared target directory —
+    /// says nothing about this one's).
+    fn fresh_binary(&self, project_dir: &Path) -> Option<PathBuf> {
+        (self.binary.starts_with(project_dir)
+            && meta(&self.binary)? == self.binary_meta
+            && self
+                .inputs
+                .iter()
+                .all(|(f, _)| is_own_source(f, project_dir, &self.output_dir))
+            && unchanged(&self.inputs)
+            && unchanged(&self.toolchain_files)
             && build_env() == self.env)
             .then(|| self.binary.clone())
     }
+}
+
+/// Files with their modification times and sizes; a missing file is (0, 0).
+fn with_meta(files: Vec<PathBuf>) -> Vec<(PathBuf, (u128, u64))> {
+    files
+        .into_iter()
+        .map(|f| {
+            let m = meta(&f).unwrap_or((0, 0));
+            (f, m)
+        })
+        .collect()
+}
+
+/// Whether every file still has the time and size recorded (missing files
+/// are (0, 0) both then and now).
+fn unchanged(files: &[(PathBuf, (u128, u64))]) -> bool {
+    files.iter().all(|(f, m)| meta(f).unwrap_or((0, 0)) == *m)
 }
 
 /// The toolchain cargo builds with in a project.
@@ -317,7 +523,7 @@ fn build_env() -> Vec<(String, String)> {
     env
 }
 
-fn cargo_build(project_dir: &Path, quiet: bool) -> Result<PathBuf, ArtifactError> {
+fn cargo_build(project_dir: &Path, quiet: bool) -> Result<Build, ArtifactError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
         .current_dir(project_dir)
@@ -340,16 +546,34 @@ fn cargo_build(project_dir: &Path, quiet: bool) -> Result<PathBuf, ArtifactError
         .spawn()
         .map_err(ArtifactError::Cargo)?;
     let mut executable = None;
+    let mut units = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            if message["reason"] == "compiler-artifact"
-                && message["target"]["name"] == "bootstrap"
+            if message["reason"] != "compiler-artifact" {
+                continue;
+            }
+            if message["target"]["name"] == "bootstrap"
                 && let Some(path) = message["executable"].as_str()
             {
                 executable = Some(PathBuf::from(path));
+            }
+            if message["manifest_path"]
+                .as_str()
+                .is_some_and(|m| Path::new(m).starts_with(project_dir))
+            {
+                units.push(Unit {
+                    // Not said: taken as reused, which asks for proof.
+                    fresh: message["fresh"].as_bool().unwrap_or(true),
+                    files: message["filenames"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f.as_str().map(PathBuf::from))
+                        .collect(),
+                });
             }
         }
     }
@@ -359,7 +583,37 @@ fn cargo_build(project_dir: &Path, quiet: bool) -> Result<PathBuf, ArtifactError
             code: status.code(),
         });
     }
-    executable.ok_or(ArtifactError::NoExecutable)
+    Ok(Build {
+        executable: executable.ok_or(ArtifactError::NoExecutable)?,
+        units,
+    })
+}
+
+/// Removes the release build units of the workspace's own crates from the
+/// target directory (the dependencies' stay), so the next build compiles
+/// them from this checkout.
+fn cargo_clean_workspace(project_dir: &Path, quiet: bool) -> Result<(), ArtifactError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(project_dir)
+        .args(["clean", "--release", "--workspace"])
+        .args(quiet.then_some("--quiet"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if quiet {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
+        .status()
+        .map_err(ArtifactError::Cargo)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ArtifactError::CleanFailed {
+            code: status.code(),
+        })
+    }
 }
 
 /// Refuses a binary that needs a newer glibc than Lambda's.
@@ -635,68 +889,184 @@ mod tests {
         assert!(err.contains("needs glibc 2.39"), "{err}");
     }
 
+    /// A project with one source, and a "build" of it: the executable in
+    /// `target/release` with cargo's dep-info naming `sources`, and this
+    /// checkout's copy of it.
+    fn built_project(project: &Path, sources: &[&Path]) -> (Build, PathBuf) {
+        std::fs::create_dir_all(project.join("app/src")).unwrap();
+        std::fs::write(project.join("Cargo.toml"), "[workspace]").unwrap();
+        std::fs::write(project.join("Cargo.lock"), "# lock").unwrap();
+        std::fs::write(project.join("app/src/lib.rs"), "fn a() {}").unwrap();
+        let executable = project.join("target/release/bootstrap");
+        std::fs::create_dir_all(executable.parent().unwrap()).unwrap();
+        std::fs::write(&executable, "binary").unwrap();
+        let names: Vec<String> = sources.iter().map(|s| s.display().to_string()).collect();
+        std::fs::write(
+            executable.with_extension("d"),
+            format!("{}: {}\n", executable.display(), names.join(" ")),
+        )
+        .unwrap();
+        let rlib = project.join("target/release/deps/libcloudalbum-0123.rlib");
+        std::fs::create_dir_all(rlib.parent().unwrap()).unwrap();
+        std::fs::write(&rlib, "rlib").unwrap();
+        let build = Build {
+            executable: executable.clone(),
+            units: vec![
+                Unit {
+                    fresh: false,
+                    files: vec![rlib],
+                },
+                Unit {
+                    fresh: false,
+                    files: vec![executable.clone()],
+                },
+            ],
+        };
+        let copy = copy_out(project, &executable).unwrap();
+        (build, copy)
+    }
+
     #[test]
     fn a_build_stamp_holds_until_a_source_manifest_or_the_binary_changes() {
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path();
-        std::fs::create_dir_all(project.join("app/src")).unwrap();
-        std::fs::write(project.join("Cargo.toml"), "[workspace]").unwrap();
-        std::fs::write(project.join("Cargo.lock"), "# lock").unwrap();
         let source = project.join("app/src/lib.rs");
-        std::fs::write(&source, "fn a() {}").unwrap();
-        let binary = project.join("target/release/bootstrap");
-        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
-        std::fs::write(&binary, "binary").unwrap();
-        std::fs::write(
-            binary.with_extension("d"),
-            format!("{}: {}\n", binary.display(), source.display()),
-        )
-        .unwrap();
-        let stamp = BuildStamp::after_build(project, &binary).unwrap();
-        assert_eq!(stamp.fresh_binary(), Some(binary.clone()));
+        let (build, binary) = built_project(project, &[&source]);
+        assert_eq!(binary, project.join(BINARY_COPY));
+        assert_eq!(std::fs::read(&binary).unwrap(), b"binary");
+        let stamp = BuildStamp::after_build(project, &binary, &build).unwrap();
+        assert_eq!(stamp.fresh_binary(project), Some(binary.clone()));
         assert!(stamp.inputs.iter().any(|(p, _)| p == &source));
 
         // An edited source (different size) makes it stale.
         std::fs::write(&source, "fn a() { b() }").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
-        let stamp = BuildStamp::after_build(project, &binary).unwrap();
+        assert_eq!(stamp.fresh_binary(project), None);
+        let stamp = BuildStamp::after_build(project, &binary, &build).unwrap();
         // So does a changed lock file, and a replaced binary.
         std::fs::write(project.join("Cargo.lock"), "# lock, changed").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
-        let stamp = BuildStamp::after_build(project, &binary).unwrap();
+        assert_eq!(stamp.fresh_binary(project), None);
+        let stamp = BuildStamp::after_build(project, &binary, &build).unwrap();
         std::fs::write(&binary, "other binary").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
         // A new `.cargo/config.toml` appears: stale too.
-        let stamp = BuildStamp::after_build(project, &binary).unwrap();
+        let stamp = BuildStamp::after_build(project, &binary, &build).unwrap();
         std::fs::create_dir_all(project.join(".cargo")).unwrap();
         std::fs::write(project.join(".cargo/config.toml"), "[build]").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
+    }
+
+    #[test]
+    fn a_build_stamp_naming_another_checkouts_files_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (this, other) = (dir.path().join("b"), dir.path().join("a"));
+        std::fs::create_dir_all(other.join("templates")).unwrap();
+        let foreign = other.join("templates/layout.hbs");
+        std::fs::write(&foreign, "<html>").unwrap();
+        // As cargo's dep-info names a template, through `..`, both ways.
+        let own = this.join("app/src/../../templates/layout.hbs");
+        let escaping = this.join("app/src/../../../a/templates/layout.hbs");
+        for (source, holds) in [(&own, true), (&foreign, false), (&escaping, false)] {
+            let (build, binary) = built_project(&this, &[&this.join("app/src/lib.rs"), source]);
+            let stamp = BuildStamp::after_build(&this, &binary, &build).unwrap();
+            assert_eq!(
+                stamp.fresh_binary(&this).is_some(),
+                holds,
+                "{}",
+                source.display()
+            );
+        }
+        // Generated code in the build's output folder is the build's own.
+        let generated = this.join("target/release/build/cloudalbum-1/out/gazetteer.bin");
+        let (build, binary) = built_project(&this, &[&generated]);
+        let stamp = BuildStamp::after_build(&this, &binary, &build).unwrap();
+        assert_eq!(stamp.fresh_binary(&this), Some(binary.clone()));
+        // A stamp copied along with the project, naming the other copy's
+        // binary, says nothing about this one.
+        let copied = dir.path().join("c");
+        std::fs::create_dir_all(&copied).unwrap();
+        assert_eq!(stamp.fresh_binary(&copied), None);
+    }
+
+    #[test]
+    fn reused_units_are_this_checkouts_only_if_its_last_build_left_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("b");
+        let source = project.join("app/src/lib.rs");
+        let (mut build, binary) = built_project(&project, &[&source]);
+        // Everything compiled by this build: this checkout's.
+        assert!(build.is_this_checkouts(&project, None));
+        let stamp = BuildStamp::after_build(&project, &binary, &build).unwrap();
+        assert!(stamp.units_unchanged());
+        // Reused as the last build of this checkout left them.
+        for unit in &mut build.units {
+            unit.fresh = true;
+        }
+        assert!(build.is_this_checkouts(&project, Some(&stamp)));
+        // With no stamp, the dep-info decides: this checkout's files only.
+        assert!(build.is_this_checkouts(&project, None));
+        let foreign = dir.path().join("a/templates/layout.hbs");
+        std::fs::write(
+            build.executable.with_extension("d"),
+            format!(
+                "{}: {} {}\n",
+                build.executable.display(),
+                source.display(),
+                foreign.display()
+            ),
+        )
+        .unwrap();
+        assert!(!build.is_this_checkouts(&project, None));
+        // Another checkout rebuilt the library into the shared folder.
+        std::fs::write(&build.units[0].files[0], "another checkout's rlib").unwrap();
+        assert!(!stamp.units_unchanged());
+        assert!(!build.is_this_checkouts(&project, Some(&stamp)));
+        // A unit the stamp never saw is not taken on trust either.
+        build.units[0].files = vec![project.join("target/release/deps/libnew-1.rlib")];
+        assert!(!build.is_this_checkouts(&project, Some(&stamp)));
+    }
+
+    #[test]
+    fn the_binary_in_the_target_directory_may_change_but_not_this_checkouts_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path();
+        let source = project.join("app/src/lib.rs");
+        let (build, binary) = built_project(project, &[&source]);
+        let stamp = BuildStamp::after_build(project, &binary, &build).unwrap();
+        std::fs::write(&build.executable, "another checkout's binary").unwrap();
+        assert_eq!(stamp.fresh_binary(project), Some(binary.clone()));
+        assert_eq!(std::fs::read(&binary).unwrap(), b"binary");
+        assert!(!stamp.units_unchanged());
+    }
+
+    #[test]
+    fn paths_are_normalized_without_the_file_system() {
+        assert_eq!(
+            normalize(Path::new("/w/b/app/src/../../templates/x.hbs")),
+            PathBuf::from("/w/b/templates/x.hbs")
+        );
+        assert_eq!(
+            normalize(Path::new("/w/b/app/./src/../../../a/t")),
+            PathBuf::from("/w/a/t")
+        );
     }
 
     #[test]
     fn a_build_stamp_records_the_toolchain_and_goes_stale_when_it_changes() {
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path();
-        let binary = project.join("target/release/bootstrap");
-        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
-        std::fs::write(&binary, "binary").unwrap();
-        std::fs::write(
-            binary.with_extension("d"),
-            format!("{}: \n", binary.display()),
-        )
-        .unwrap();
-        let mut stamp = BuildStamp::after_build(project, &binary).unwrap();
+        let (build, binary) = built_project(project, &[]);
+        let mut stamp = BuildStamp::after_build(project, &binary, &build).unwrap();
         assert!(stamp.toolchain.starts_with("rustc "), "{}", stamp.toolchain);
         assert!(stamp.toolchain.contains("host: "), "{}", stamp.toolchain);
-        assert_eq!(stamp.fresh_binary(), Some(binary.clone()));
+        assert_eq!(stamp.fresh_binary(project), Some(binary.clone()));
         // An updated compiler (another modification time) makes it stale.
         let compiler = stamp
-            .inputs
+            .toolchain_files
             .iter_mut()
             .find(|(path, _)| path.ends_with("bin/rustc"))
             .unwrap();
         compiler.1.0 += 1;
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
     }
 
     #[test]

@@ -1254,6 +1254,107 @@ fn the_bootstrap_needs_no_newer_glibc_than_lambda_has() {
     );
 }
 
+/// A copy of this checkout as another clone would hold it: the files git
+/// tracks, and `static/vendor/` (copied in from npm, not tracked).
+fn copy_checkout(to: &Path) {
+    let root = project_dir();
+    let listed = StdCommand::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "git ls-files failed");
+    let mut files: Vec<std::path::PathBuf> = listed
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| root.join(std::str::from_utf8(name).unwrap()))
+        .filter(|path| path.is_file())
+        .collect();
+    files.extend(walk(&root.join("static/vendor")));
+    for from in files {
+        let to = to.join(from.strip_prefix(&root).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap();
+    }
+}
+
+#[test]
+fn each_checkout_deploys_its_own_code_from_a_shared_target_directory() {
+    let cloud = Cloud::start();
+    // The target directory this test's binaries were built in: its release
+    // dependencies are already built, and both copies share it.
+    let deployer_exe = Path::new(env!("CARGO_BIN_EXE_deployer"));
+    let target_dir = deployer_exe.parent().unwrap().parent().unwrap();
+    let copies = tempfile::tempdir().unwrap();
+    let (a, b) = (copies.path().join("a"), copies.path().join("b"));
+    copy_checkout(&a);
+    copy_checkout(&b);
+    // Checkout b's edit is older than checkout a's build: cargo's times alone
+    // would take a's units as b's.
+    let layout = b.join("templates/layout.hbs");
+    let text = std::fs::read_to_string(&layout).unwrap();
+    let edited = text.replace(
+        ">Create an account</a>",
+        ">Create an account (checkout b)</a>",
+    );
+    assert_ne!(
+        edited, text,
+        "templates/layout.hbs has no `Create an account` link"
+    );
+    std::fs::write(&layout, edited).unwrap();
+    let up = |checkout: &Path| {
+        let started = Instant::now();
+        let out = cloud
+            .deployer(&["up", "--project-dir", checkout.to_str().unwrap()])
+            .current_dir(checkout)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .assert()
+            .success();
+        let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        let name = checkout.file_name().unwrap().to_string_lossy().into_owned();
+        eprintln!("up in checkout {name}: {:?}, {report}", started.elapsed());
+        report
+    };
+    let sign_in_page = |report: &Value| {
+        let page = http_get(&format!("{}signin", report["url"].as_str().unwrap())).unwrap();
+        assert_eq!(page.status, 200, "{}", page.body_text());
+        page.body_text()
+    };
+
+    let from_a = up(&a);
+    assert_eq!(from_a["status"], "CREATE_COMPLETE", "{from_a}");
+    assert!(!sign_in_page(&from_a).contains("(checkout b)"));
+
+    // Checkout b, built into the same target directory after a: its own
+    // template is served.
+    let from_b = up(&b);
+    assert_eq!(from_b["up_to_date"], false, "{from_b}");
+    assert_ne!(from_b["artifact"]["key"], from_a["artifact"]["key"]);
+    assert!(sign_in_page(&from_b).contains("Create an account (checkout b)"));
+    assert!(b.join(".deployer/bootstrap").is_file());
+
+    // Nothing changed in b: up to date, nothing built, nothing deployed.
+    let again = up(&b);
+    assert_eq!(again["up_to_date"], true, "{again}");
+    assert_eq!(again["artifact"]["key"], from_b["artifact"]["key"]);
+    assert_eq!(again["artifact"]["uploaded"], false);
+    assert!(
+        again["timings_ms"]["build"].as_u64().unwrap() < 1000,
+        "{again}"
+    );
+
+    // Checkout a still deploys its own binary, though b rebuilt the shared
+    // units since: no build, a's code back.
+    let back = up(&a);
+    assert_eq!(back["artifact"]["key"], from_a["artifact"]["key"], "{back}");
+    assert!(
+        back["timings_ms"]["build"].as_u64().unwrap() < 1000,
+        "{back}"
+    );
+    assert!(!sign_in_page(&back).contains("(checkout b)"));
+}
+
 use predicates::prelude::PredicateBooleanExt;
 
 /// The files under `dir`, dot-files skipped (as the sync sees them).
