@@ -6,8 +6,9 @@
 //!
 //! It also prints the cold start: from starting the process to the runtime
 //! receiving its first response. `CLOUDALBUM_BOOTSTRAP=<path>` runs another
-//! build the same way, e.g. the release one:
-//! `CLOUDALBUM_BOOTSTRAP=$CARGO_TARGET_DIR/release/bootstrap cargo test --workspace --locked -- bootstrap_answers --nocapture`.
+//! build the same way, e.g. the release one `up` last deployed from this
+//! checkout (the one in a shared target directory may be another checkout's):
+//! `CLOUDALBUM_BOOTSTRAP=$PWD/.deployer/bootstrap cargo test --workspace --locked -- bootstrap_answers --nocapture`.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
