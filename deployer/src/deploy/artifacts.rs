@@ -208,12 +208,7 @@ pub fn build_bootstrap(
     // A file edited while cargo ran may not be in the binary: no stamp then,
     // so the next deploy asks cargo again.
     match BuildStamp::after_build(project_dir, &binary, &build) {
-        Some(stamp)
-            if stamp
-                .inputs
-                .iter()
-                .all(|(_, (modified, _))| *modified < started) =>
-        {
+        Some(stamp) if stamp.sources_older_than(started) => {
             stamp.write(&stamp_path);
         }
         _ => drop(std::fs::remove_file(&stamp_path)),
@@ -406,6 +401,16 @@ impl BuildStamp {
             env: build_env(),
             toolchain: toolchain.version,
         })
+    }
+
+    /// Whether every input but the build's own generated files (a build
+    /// script's output, rewritten by this very build) was last modified
+    /// before `started` (ns since the epoch).
+    fn sources_older_than(&self, started: u128) -> bool {
+        self.inputs
+            .iter()
+            .filter(|(f, _)| !normalize(f).starts_with(&self.output_dir))
+            .all(|(_, (modified, _))| *modified < started)
     }
 
     /// Whether this build left `file` (a unit's output) as it is now.
@@ -980,6 +985,25 @@ mod tests {
         let (build, binary) = built_project(&this, &[&generated]);
         let stamp = BuildStamp::after_build(&this, &binary, &build).unwrap();
         assert_eq!(stamp.fresh_binary(&this), Some(binary.clone()));
+        // Rewritten by the build itself, it does not stop the stamp being
+        // written; a source edited during the build does. (File times come
+        // from a coarse clock: the pauses keep them apart.)
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(50));
+        let (build, binary) = built_project(&this, &[&generated]);
+        pause();
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        pause();
+        std::fs::create_dir_all(generated.parent().unwrap()).unwrap();
+        std::fs::write(&generated, "table").unwrap();
+        let stamp = BuildStamp::after_build(&this, &binary, &build).unwrap();
+        assert!(stamp.sources_older_than(started));
+        pause();
+        std::fs::write(this.join("Cargo.lock"), "# lock, edited").unwrap();
+        let stamp = BuildStamp::after_build(&this, &binary, &build).unwrap();
+        assert!(!stamp.sources_older_than(started));
         // A stamp copied along with the project, naming the other copy's
         // binary, says nothing about this one.
         let copied = dir.path().join("c");
