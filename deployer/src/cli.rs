@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::stage::BucketName;
+use crate::stage::{BucketName, BuildProfile};
 use crate::template::synth::Format;
 
 /// Ship CloudAlbum to AWS (or a local emulator) and tear it down again.
@@ -41,6 +41,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DEPLOYER_ARTIFACTS_BUCKET", value_name = "BUCKET",
           value_parser = |name: &str| BucketName::try_from(name.to_owned()))]
     pub artifacts_bucket: Option<BucketName>,
+    /// Build the function with this cargo profile instead of the stage
+    /// file's `function.build_profile` (`fast` is refused on a stage with
+    /// `retain_data: true`).
+    #[arg(long, global = true, env = "DEPLOYER_BUILD_PROFILE", value_name = "release|fast",
+          value_parser = build_profile)]
+    pub build_profile: Option<BuildProfile>,
     /// `text` for people, `json` for one machine-readable object on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
@@ -62,6 +68,14 @@ pub struct GlobalArgs {
     pub project_dir: Option<PathBuf>,
 }
 
+fn build_profile(name: &str) -> Result<BuildProfile, String> {
+    match name {
+        "release" => Ok(BuildProfile::Release),
+        "fast" => Ok(BuildProfile::Fast),
+        other => Err(format!("`{other}` is not a build profile; use `release` or `fast`")),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputMode {
     Text,
@@ -76,6 +90,11 @@ pub enum Command {
     Plan,
     /// Build, upload, apply the stage, sync `static/`, print the URL.
     Up(UpArgs),
+    /// Rebuild on every change under `app/`, `templates/` and `static/` and
+    /// deploy the fastest correct way: new code or static files straight to
+    /// the function (a hotswap), anything else through a change set. Not on a
+    /// stage with `retain_data: true`. Ctrl-C stops.
+    Watch,
     /// Print the stage's URL from the stack outputs.
     Url,
     /// Print the stack status, outputs and last update.
@@ -106,6 +125,11 @@ pub struct UpArgs {
     /// it such a change is refused with exit 4.
     #[arg(long = "allow-replace", value_name = "LOGICAL_ID")]
     pub allow_replace: Vec<String>,
+    /// When only the code or `static/` changed, update the function directly
+    /// (no change set, seconds instead of a minute); the stage is marked
+    /// drifted until the next plain `up`. Anything else deploys as usual.
+    #[arg(long)]
+    pub hotswap: bool,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,10 @@ pub enum Error {
     Runtime(std::io::Error),
     #[error("{0}")]
     Refused(String),
+    /// A command that does not apply to this stage (e.g. `watch` on a
+    /// retained stage); the message names what to do instead.
+    #[error("{0}")]
+    NotForStage(String),
 }
 
 impl From<crate::aws::AwsError> for Error {
@@ -50,7 +54,8 @@ impl Error {
             | Self::ProjectNotFound { .. }
             | Self::Write { .. }
             | Self::CurrentDir(_)
-            | Self::Synth(_) => exit::INVALID_INPUT,
+            | Self::Synth(_)
+            | Self::NotForStage(_) => exit::INVALID_INPUT,
             Self::LocalCloud(_) | Self::Runtime(_) | Self::Refused(_) => exit::DEPLOY_FAILED,
         }
     }

@@ -20,6 +20,7 @@ pub mod localcloud;
 pub mod output;
 pub mod progress;
 pub mod sdk_failure;
+pub mod source_watch;
 pub mod stage;
 pub mod template;
 
@@ -43,13 +44,14 @@ pub struct Context {
 }
 
 impl Context {
-    /// Reads the stage file of `name`.
+    /// Reads the stage file of `name`; `--build-profile` overrides its
+    /// `function.build_profile`.
     pub fn load_stage(&self, name: &str) -> Result<stage::Stage, Error> {
-        Ok(stage::Stage::load_in(
-            &self.stacks_dir,
-            &self.stacks_shown_as,
-            name,
-        )?)
+        let mut stage = stage::Stage::load_in(&self.stacks_dir, &self.stacks_shown_as, name)?;
+        if let Some(profile) = self.global.build_profile {
+            stage.config = stage.config.with_build_profile(profile, &stage.path)?;
+        }
+        Ok(stage)
     }
 }
 
@@ -87,6 +89,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             Command::Synth(args) => commands::synth::run(&context, args),
             Command::Plan => commands::plan::run(&context).await,
             Command::Up(args) => commands::up::run(&context, args).await,
+            Command::Watch => commands::watch::run(&context).await,
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
             Command::Down(args) => commands::down::run(&context, args).await,

@@ -239,11 +239,35 @@ impl StageConfig {
             });
         }
         let deserializer = serde_norway::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let field = err.path().to_string();
             let inner = err.into_inner();
             yaml_error(path, &field, &inner)
-        })
+        })?;
+        config.check_build_profile(path)?;
+        Ok(config)
+    }
+
+    /// Builds the function with `profile` instead of the file's
+    /// `function.build_profile` (`--build-profile`), under the same rule.
+    pub fn with_build_profile(mut self, profile: BuildProfile, path: &Path) -> Result<Self, StageError> {
+        self.function.build_profile = profile;
+        self.check_build_profile(path)?;
+        Ok(self)
+    }
+
+    /// A stage with real users (`retain_data`) ships the release build.
+    fn check_build_profile(&self, path: &Path) -> Result<(), StageError> {
+        if self.retain_data && self.function.build_profile != BuildProfile::Release {
+            return Err(StageError::InvalidDocument {
+                path: path.to_owned(),
+                message: format!(
+                    "`function.build_profile: {}` is for inner-loop stages, but this stage has `retain_data: true` (real users), which ships the release build; remove `build_profile`",
+                    self.function.build_profile.as_str()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -357,6 +381,11 @@ pub struct FunctionConfig {
     pub timeout_s: TimeoutS,
     #[serde(default)]
     pub architecture: Architecture,
+    /// The cargo profile `bootstrap` is built with: `release` (the default;
+    /// fat LTO, built for size) or `fast` (optimised, no LTO, incremental: the
+    /// inner loop of `watch` and `up --hotswap`). Not on a retained stage.
+    #[serde(default)]
+    pub build_profile: BuildProfile,
 }
 
 impl Default for FunctionConfig {
@@ -365,6 +394,7 @@ impl Default for FunctionConfig {
             memory_mb: MemoryMb::default(),
             timeout_s: TimeoutS::default(),
             architecture: Architecture::X86_64,
+            build_profile: BuildProfile::Release,
         }
     }
 }
@@ -432,6 +462,26 @@ pub enum Architecture {
     X86_64,
     #[serde(rename = "arm64")]
     Arm64,
+}
+
+/// The cargo profile of the function's build (`[profile.*]` in the workspace
+/// manifest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildProfile {
+    #[default]
+    Release,
+    Fast,
+}
+
+impl BuildProfile {
+    /// The profile's name for `cargo build --profile`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Release => "release",
+            Self::Fast => "fast",
+        }
+    }
 }
 
 impl Architecture {
@@ -1139,6 +1189,26 @@ mod tests {
             assert!(err.contains("`account_id`"), "{bad}: {err}");
             assert!(err.contains("12 digits"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_fast_build_profile_is_for_inner_loop_stages_only() {
+        let dev = parse(&format!("{MINIMAL}function:\n  build_profile: fast\n")).unwrap();
+        assert_eq!(dev.function.build_profile, BuildProfile::Fast);
+        assert_eq!(
+            parse(MINIMAL).unwrap().function.build_profile,
+            BuildProfile::Release
+        );
+        let prod = rejection(&format!(
+            "{MINIMAL}retain_data: true\nfunction:\n  build_profile: fast\n"
+        ));
+        assert!(prod.contains("`retain_data: true`"), "{prod}");
+        assert!(prod.contains("remove `build_profile`"), "{prod}");
+        let odd = rejection(&format!("{MINIMAL}function:\n  build_profile: debug\n"));
+        assert!(
+            odd.contains("unknown variant `debug`, expected `release` or `fast`"),
+            "{odd}"
+        );
     }
 
     #[test]

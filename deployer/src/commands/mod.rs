@@ -9,6 +9,7 @@ pub mod status;
 pub mod synth;
 pub mod up;
 pub mod url;
+pub mod watch;
 
 use crate::deploy::session::{Session, SessionOptions};
 use crate::{Context, Error};

@@ -1,10 +1,12 @@
 //! `deployer up`: prepare (template and code) → deploy (artifacts, change set,
-//! apply, static sync) → print the report.
+//! apply, static sync) → print the report. With `--hotswap`, code and static
+//! changes go straight to the function when the template is unchanged.
 
 use std::process::ExitCode;
 
 use super::session_options;
 use crate::cli::UpArgs;
+use crate::deploy::hotswap::{self, Outcome};
 use crate::deploy::session::Session;
 use crate::deploy::{pipeline, prepare};
 use crate::{Context, Error};
@@ -15,6 +17,17 @@ pub async fn run(context: &Context, args: &UpArgs) -> Result<ExitCode, Error> {
     options.allow_replace.clone_from(&args.allow_replace);
     let session = Session::open(stage, &options, context.printer).await?;
     let prepared = prepare::prepare(&session, &context.project_dir)?;
+    if args.hotswap {
+        match hotswap::hotswap(&session, &prepared).await? {
+            Outcome::Hotswapped(report) => {
+                context.printer.result(&report);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Outcome::NeedsChangeSet { reason } => context
+                .printer
+                .info(format_args!("{reason}: deploying through a change set")),
+        }
+    }
     let report = pipeline::deploy(&session, &prepared).await?;
     context.printer.result(&report);
     Ok(ExitCode::SUCCESS)

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use crate::aws::{Aws, AwsError};
 use crate::digest::sha256_hex;
-use crate::stage::Architecture;
+use crate::stage::{Architecture, BuildProfile};
 
 /// `provided.al2023` ships glibc 2.34: the binary must not need a newer one.
 pub const MAX_GLIBC: (u32, u32) = (2, 34);
@@ -128,14 +128,17 @@ fn host_architecture() -> &'static str {
     }
 }
 
-/// Builds `bootstrap` in release mode (stripped, see `[profile.release]`) and
-/// returns its path. Cargo's own progress goes to stderr unless `quiet`.
+/// Builds `bootstrap` with the stage's cargo profile (`release`: stripped, fat
+/// LTO, see `[profile.release]`; `fast`: no LTO, incremental) and returns its
+/// path. Cargo's own progress goes to stderr unless `quiet`.
 ///
 /// Cargo's own no-op check costs ~150 ms, most of a no-change deploy; when
-/// the [`BuildStamp`] of the last build still holds, cargo is not asked.
+/// the [`BuildStamp`] of the last build with that profile still holds, cargo
+/// is not asked.
 pub fn build_bootstrap(
     project_dir: &Path,
     architecture: Architecture,
+    profile: BuildProfile,
     quiet: bool,
 ) -> Result<PathBuf, ArtifactError> {
     let host = host_architecture();
@@ -145,14 +148,14 @@ pub fn build_bootstrap(
             host,
         });
     }
-    let stamp_path = project_dir.join(STAMP_FILE);
+    let stamp_path = project_dir.join(stamp_file(profile));
     if let Some(binary) = BuildStamp::read(&stamp_path).and_then(|s| s.fresh_binary()) {
         return Ok(binary);
     }
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let binary = cargo_build(project_dir, quiet)?;
+    let binary = cargo_build(project_dir, profile, quiet)?;
     // A file edited while cargo ran may not be in the binary: no stamp then,
     // so the next deploy asks cargo again.
     if let Some(stamp) = BuildStamp::after_build(project_dir, &binary)
@@ -166,8 +169,10 @@ pub fn build_bootstrap(
     Ok(binary)
 }
 
-/// Where the last build's stamp is kept (git-ignored).
-pub const STAMP_FILE: &str = ".deployer/bootstrap-build.json";
+/// Where the last build's stamp of a profile is kept (git-ignored).
+pub fn stamp_file(profile: BuildProfile) -> String {
+    format!(".deployer/bootstrap-build-{}.json", profile.as_str())
+}
 
 /// What a release build of `bootstrap` was made from: every workspace source
 /// cargo's dep-info names, the manifests and lock file, and the environment
@@ -317,13 +322,18 @@ fn build_env() -> Vec<(String, String)> {
     env
 }
 
-fn cargo_build(project_dir: &Path, quiet: bool) -> Result<PathBuf, ArtifactError> {
+fn cargo_build(
+    project_dir: &Path,
+    profile: BuildProfile,
+    quiet: bool,
+) -> Result<PathBuf, ArtifactError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
         .current_dir(project_dir)
         .args([
             "build",
-            "--release",
+            "--profile",
+            profile.as_str(),
             "--locked",
             "--bin",
             "bootstrap",

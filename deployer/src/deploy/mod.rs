@@ -7,14 +7,18 @@
 //! [`apply`] (wait with progress; stuck states) → [`static_sync`] → [`report`].
 //! [`pipeline`] runs them in that order; [`teardown`] deletes a stage without
 //! losing data, and [`readopt`] brings a retained stage's data back into a
-//! new stack; [`stack`] reads stack state and events.
+//! new stack; [`stack`] reads stack state and events. [`hotswap`] is the
+//! inner loop's fast path: code and static files straight to the function,
+//! without a change set, when the template is unchanged.
 
 pub mod apply;
 pub mod artifacts;
 pub mod change_set;
+pub mod code;
 pub mod error;
 pub mod function;
 pub mod guard;
+pub mod hotswap;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;
@@ -22,6 +26,7 @@ pub mod readopt;
 pub mod report;
 pub mod session;
 pub mod stack;
+pub mod stack_outputs;
 pub mod static_files;
 pub mod static_sync;
 pub mod teardown;

@@ -8,16 +8,16 @@ use contract::assets::Manifest;
 use contract::{env, outputs};
 
 use crate::deploy::apply::{self, Before};
-use crate::deploy::artifacts::{self, Artifact};
+use crate::deploy::artifacts;
 use crate::deploy::change_set::{self, ChangeSet, split_changes};
 use crate::deploy::error::DeployError;
 use crate::deploy::function;
 use crate::deploy::prepare::Prepared;
-use crate::deploy::report::{ArtifactReport, PlanReport, Stopwatch, Timings, UpReport};
+use crate::deploy::report::{PlanReport, Stopwatch, Timings, UpReport};
 use crate::deploy::session::Session;
-use crate::deploy::stack::{self, StackInfo};
+use crate::deploy::stack;
 use crate::deploy::static_sync::{self, SyncReport};
-use crate::deploy::{guard, preflight, readopt};
+use crate::deploy::{code, guard, hotswap, preflight, readopt, stack_outputs};
 use crate::emulator;
 use crate::template::composition::Target;
 
@@ -43,7 +43,7 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
 
     preflight::check_before_deploy(session).await?;
     let watch = Stopwatch::start();
-    let mut artifact = upload_code(session, &prepared.artifact).await?;
+    let mut artifact = code::upload(session, &prepared.artifact).await?;
     timings.upload = watch.millis();
 
     let watch = Stopwatch::start();
@@ -106,7 +106,18 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     }
 
     let stack = session.deployed_stack().await?;
-    let bucket_name = bucket_of(&stack)?;
+    // A function that `up --hotswap` left drifted runs what the stack names
+    // again (the change set may have had nothing to change).
+    let reconciled = !create
+        && hotswap::reconcile(
+            session,
+            &stack,
+            &prepared.artifact,
+            &artifact,
+            &prepared.site.manifest,
+        )
+        .await?;
+    let bucket_name = stack_outputs::bucket(&stack)?;
     if !applied.up_to_date && matches!(session.target, Target::Endpoint(_)) {
         emulator::after_deploy(&session.aws.s3, &bucket_name).await?;
     }
@@ -128,13 +139,13 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         changes: applied.changes,
         dependent_changes: applied.dependent_changes,
         readopted,
+        reconciled,
         artifact,
         static_files,
         timings_ms: timings,
     })
 }
 
-/// The stage's bucket, from the stack's outputs.
 /// On a stage whose stack already runs the app, the new static files go up
 /// before the function links to them, and the manifest the pages served until
 /// now is noted (its files are kept). A new (or only re-adopted) stack has
@@ -148,7 +159,7 @@ async fn publish_early(
         return Ok((SyncReport::default(), None));
     }
     let stack = session.deployed_stack().await?;
-    let early = static_sync::publish(&session.aws, &bucket_of(&stack)?, &prepared.site).await?;
+    let early = static_sync::publish(&session.aws, &stack_outputs::bucket(&stack)?, &prepared.site).await?;
     Ok((early, live_manifest(session).await?))
 }
 
@@ -174,20 +185,6 @@ async fn publish_late(
     })
 }
 
-fn bucket_of(stack: &StackInfo) -> Result<String, DeployError> {
-    stack
-        .outputs
-        .get(outputs::BUCKET_NAME)
-        .cloned()
-        .ok_or_else(|| {
-            DeployError::Failed(format!(
-                "stack `{}` has no `{}` output; `deployer down` and `deployer up` create it again",
-                stack.name,
-                outputs::BUCKET_NAME
-            ))
-        })
-}
-
 /// The asset manifest the deployed function serves pages with; `None` if it
 /// has none (an app from before versioned assets) or one that does not parse.
 async fn live_manifest(session: &Session) -> Result<Option<Manifest>, DeployError> {
@@ -195,37 +192,6 @@ async fn live_manifest(session: &Session) -> Result<Option<Manifest>, DeployErro
     Ok(environment
         .get(env::STATIC_ASSETS)
         .and_then(|text| Manifest::parse(text).ok()))
-}
-
-/// Puts the code in the artifacts bucket unless it is there already.
-async fn upload_code(
-    session: &Session,
-    artifact: &Artifact,
-) -> Result<ArtifactReport, DeployError> {
-    let account = session.aws.account_id().await?;
-    let bucket = session.artifacts_bucket(&account);
-    let bucket = artifacts::ensure_bucket(&session.aws, &account, &bucket).await?;
-    let key = artifacts::code_key(&session.stack, artifact);
-    let uploaded =
-        artifacts::upload_if_missing(&session.aws, &bucket, &account, &key, &artifact.zip).await?;
-    if uploaded {
-        session.printer.info(format_args!(
-            "uploaded code {key} ({} bytes)",
-            artifact.zip.len()
-        ));
-    } else {
-        session
-            .printer
-            .detail(format_args!("code unchanged: {key}"));
-    }
-    Ok(ArtifactReport {
-        key,
-        bucket,
-        owner: account,
-        bytes: artifact.zip.len(),
-        uploaded,
-        retired: Vec::new(),
-    })
 }
 
 /// What `up` would change: a change set, described and deleted; nothing is

@@ -39,13 +39,16 @@ pub fn prepare(session: &Session, project_dir: &Path) -> Result<Prepared, Deploy
     let site = Site::read(&project_dir.join(static_files::STATIC_DIR))?;
     let template = stage_template(&session.stage, &session.target);
     let watch = Stopwatch::start();
-    session
-        .printer
-        .detail("building the app's bootstrap (release)");
+    let function = &session.stage.config.function;
+    session.printer.detail(format_args!(
+        "building the app's bootstrap (profile `{}`)",
+        function.build_profile.as_str()
+    ));
     let printer = &session.printer;
     let binary_path = artifacts::build_bootstrap(
         project_dir,
-        session.stage.config.function.architecture,
+        function.architecture,
+        function.build_profile,
         printer.quiet || printer.verbose == 0,
     )?;
     let artifact = Artifact::for_binary(&binary_path)?;

@@ -32,6 +32,9 @@ pub struct UpReport {
     /// update (`deployer up` after `down`); absent when there were none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub readopted: Vec<StackResource>,
+    /// A function that `up --hotswap` had left drifted from the stack was
+    /// made to match it again.
+    pub reconciled: bool,
     pub artifact: ArtifactReport,
     #[serde(rename = "static")]
     pub static_files: SyncReport,

@@ -1454,6 +1454,7 @@ fn the_bootstrap_needs_no_newer_glibc_than_lambda_has() {
     let path = deployer::deploy::artifacts::build_bootstrap(
         &project_dir(),
         deployer::stage::Architecture::X86_64,
+        deployer::stage::BuildProfile::Release,
         true,
     )
     .unwrap();
