@@ -130,6 +130,10 @@ pub struct UpArgs {
     /// drifted until the next plain `up`. Anything else deploys as usual.
     #[arg(long)]
     pub hotswap: bool,
+    /// Deploy this `bootstrap` binary (built earlier, e.g. by another CI job)
+    /// instead of building one; it is checked and zipped as a build is.
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

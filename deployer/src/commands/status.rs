@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::open_session;
+use crate::deploy::function;
 use crate::deploy::stack::StackInfo;
 use crate::{Context, Error};
 
@@ -13,6 +14,9 @@ use crate::{Context, Error};
 struct StatusReport {
     stage: String,
     target: String,
+    /// Set while `up --hotswap` has left the function drifted from the stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hotswapped: Option<String>,
     #[serde(flatten)]
     stack: StackInfo,
 }
@@ -30,6 +34,13 @@ impl fmt::Display for StatusReport {
         if let Some(updated) = &s.last_updated {
             writeln!(f, "last update  {updated}")?;
         }
+        if let Some(swapped) = &self.hotswapped {
+            writeln!(
+                f,
+                "drifted      hotswapped {swapped}: the function runs other code or files than the stack names; `deployer up --stage {}` reconciles",
+                self.stage
+            )?;
+        }
         if s.termination_protection {
             writeln!(f, "termination protection on")?;
         }
@@ -44,9 +55,15 @@ impl fmt::Display for StatusReport {
 pub async fn run(context: &Context) -> Result<ExitCode, Error> {
     let session = open_session(context).await?;
     let stack = session.deployed_stack().await?;
+    // A stack without a function (half created) has nothing to drift.
+    let hotswapped = function::deployed(&session, &stack)
+        .await
+        .ok()
+        .and_then(|function| function.hotswapped);
     context.printer.result(&StatusReport {
         stage: session.stage.name.to_string(),
         target: session.aws.target(),
+        hotswapped,
         stack,
     });
     Ok(ExitCode::SUCCESS)

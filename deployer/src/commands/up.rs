@@ -16,7 +16,8 @@ pub async fn run(context: &Context, args: &UpArgs) -> Result<ExitCode, Error> {
     let mut options = session_options(context);
     options.allow_replace.clone_from(&args.allow_replace);
     let session = Session::open(stage, &options, context.printer).await?;
-    let prepared = prepare::prepare(&session, &context.project_dir)?;
+    let prepared =
+        prepare::prepare_code(&session, &context.project_dir, args.bootstrap.as_deref())?;
     if args.hotswap {
         match hotswap::hotswap(&session, &prepared).await? {
             Outcome::Hotswapped(report) => {

@@ -13,13 +13,15 @@ use crate::source_watch::{self, Snapshot};
 use crate::{Context, Error};
 
 pub async fn run(context: &Context) -> Result<ExitCode, Error> {
-    let session = open_session(context).await?;
-    if session.stage.config.retain_data {
+    // Refused before any AWS call.
+    let stage = context.load_stage(&context.global.stage)?;
+    if stage.config.retain_data {
         return Err(Error::NotForStage(format!(
             "stage `{}` has `retain_data: true` (real users): `watch` would swap every saved edit into it. Deploy it with `deployer up --stage {0}`, or hotswap one change deliberately with `deployer up --stage {0} --hotswap`",
-            session.stage.name
+            stage.name
         )));
     }
+    let session = open_session(context).await?;
     let extra = vec![context.stacks_dir.join(format!("{}.yaml", session.stage.name))];
     let mut snapshot = Snapshot::take(&context.project_dir, &extra);
     deploy_once(context, &session).await;

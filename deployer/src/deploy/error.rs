@@ -77,7 +77,7 @@ impl DeployError {
             Self::Aws(e)
             | Self::Artifact(ArtifactError::Aws(e))
             | Self::StaticSync(AssetsError::Aws(e)) => e.exit_code(),
-            Self::Artifact(ArtifactError::Architecture { .. })
+            Self::Artifact(ArtifactError::Architecture { .. } | ArtifactError::Read { .. })
             | Self::NeedsConfirmation { .. }
             | Self::IncompleteStatic { .. } => exit::INVALID_INPUT,
             Self::Emulator(e) => e.exit_code(),

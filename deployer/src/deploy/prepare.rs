@@ -35,22 +35,37 @@ impl fmt::Debug for Prepared {
 /// reads and versions it, synthesizes the template and builds the app's
 /// `bootstrap` from the project in `project_dir`.
 pub fn prepare(session: &Session, project_dir: &Path) -> Result<Prepared, DeployError> {
+    prepare_code(session, project_dir, None)
+}
+
+/// As [`prepare`]; with `prebuilt`, that `bootstrap` binary (built by an
+/// earlier CI job, say) is deployed instead of building one.
+pub fn prepare_code(
+    session: &Session,
+    project_dir: &Path,
+    prebuilt: Option<&Path>,
+) -> Result<Prepared, DeployError> {
     static_files::ensure_complete(project_dir, session.printer.quiet)?;
     let site = Site::read(&project_dir.join(static_files::STATIC_DIR))?;
     let template = stage_template(&session.stage, &session.target);
     let watch = Stopwatch::start();
-    let function = &session.stage.config.function;
-    session.printer.detail(format_args!(
-        "building the app's bootstrap (profile `{}`)",
-        function.build_profile.as_str()
-    ));
-    let printer = &session.printer;
-    let binary_path = artifacts::build_bootstrap(
-        project_dir,
-        function.architecture,
-        function.build_profile,
-        printer.quiet || printer.verbose == 0,
-    )?;
+    let binary_path = match prebuilt {
+        Some(path) => path.to_owned(),
+        None => {
+            let function = &session.stage.config.function;
+            session.printer.detail(format_args!(
+                "building the app's bootstrap (profile `{}`)",
+                function.build_profile.as_str()
+            ));
+            let printer = &session.printer;
+            artifacts::build_bootstrap(
+                project_dir,
+                function.architecture,
+                function.build_profile,
+                printer.quiet || printer.verbose == 0,
+            )?
+        }
+    };
     let artifact = Artifact::for_binary(&binary_path)?;
     Ok(Prepared {
         template,

@@ -20,15 +20,15 @@ const REGION: &str = "ap-southeast-1";
 const STAGE: &str = "local";
 
 /// A fresh emulator for this test, stopped when it ends (also on panic).
-struct Cloud {
-    emulator: LocalCloud,
+pub(crate) struct Cloud {
+    pub(crate) emulator: LocalCloud,
     _data: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    aws: Aws,
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) aws: Aws,
 }
 
 impl Cloud {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         let cloud = LocalCloud::start_fresh(&project_dir(), data.path()).unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -48,11 +48,11 @@ impl Cloud {
     }
 
     /// `deployer <args> --stage local --endpoint-url <cloud> --yes --output json`.
-    fn deployer(&self, args: &[&str]) -> assert_cmd::Command {
+    pub(crate) fn deployer(&self, args: &[&str]) -> assert_cmd::Command {
         deployer_at(&self.emulator.endpoint(), args)
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let out = self.deployer(args).assert().success();
         let stdout = &out.get_output().stdout;
         serde_json::from_slice(stdout).unwrap_or_else(|e| {
@@ -1579,7 +1579,7 @@ fn static_files_are_versioned_and_outlive_the_deploy_that_replaces_them() {
 }
 
 /// A copy of the project's `static/` (with `vendor/`), to change.
-fn copy_of_static() -> tempfile::TempDir {
+pub(crate) fn copy_of_static() -> tempfile::TempDir {
     let real = project_dir().join("static");
     let copy = tempfile::tempdir().unwrap();
     for file in walk(&real) {

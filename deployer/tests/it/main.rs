@@ -8,6 +8,7 @@ mod architecture;
 mod cli;
 mod e2e;
 mod faulty_proxy;
+mod hotswap;
 mod lint;
 mod support;
 mod templates;
