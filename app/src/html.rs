@@ -1,5 +1,6 @@
 //! Pages: Handlebars templates from `templates/`, compiled into the binary
-//! (Lambda ships only `bootstrap`), strict and HTML-escaping everything.
+//! (Lambda ships only `bootstrap`; the crate `cloudalbum-pages` holds them),
+//! strict and HTML-escaping everything.
 //! Pages link to static assets with `{{asset "css/site.css"}}`, which names
 //! the versioned file the deployer uploaded (`contract::assets`).
 
@@ -12,23 +13,10 @@ use serde::Serialize;
 
 use crate::error::AppError;
 
-/// Every template, by name.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("layout", include_str!("../../templates/layout.hbs")),
-    ("error", include_str!("../../templates/error.hbs")),
-    ("signin", include_str!("../../templates/signin.hbs")),
-    ("signup", include_str!("../../templates/signup.hbs")),
-    ("confirm", include_str!("../../templates/confirm.hbs")),
-    ("forgot", include_str!("../../templates/forgot.hbs")),
-    ("reset", include_str!("../../templates/reset.hbs")),
-    ("profile", include_str!("../../templates/profile.hbs")),
-    ("album", include_str!("../../templates/album.hbs")),
-    ("photo", include_str!("../../templates/photo.hbs")),
-    ("upload", include_str!("../../templates/upload.hbs")),
-    ("edit", include_str!("../../templates/edit.hbs")),
-    ("delete", include_str!("../../templates/delete.hbs")),
-    ("map", include_str!("../../templates/map.hbs")),
-];
+/// The page templates, `(name, Handlebars source)`: the crate
+/// `cloudalbum-pages` holds them (`cloudalbum_pages::ALL`), and the binaries
+/// pass them in, so that a change to a page does not recompile the app.
+pub type Sources = &'static [(&'static str, &'static str)];
 
 #[derive(Debug, thiserror::Error)]
 #[error("template `{name}` does not compile: {message}")]
@@ -40,13 +28,14 @@ pub struct TemplateError {
 /// Builds the registry once at start-up; assets are linked under
 /// `static_url` (ending in `/`) by the names `assets` gives.
 pub fn templates(
+    sources: Sources,
     static_url: &str,
     assets: &Manifest,
 ) -> Result<Handlebars<'static>, TemplateError> {
     let mut hb = Handlebars::new();
     // Optional values (`error`, `notice`) are simply absent on many pages.
     hb.set_strict_mode(false);
-    for (name, text) in TEMPLATES {
+    for (name, text) in sources {
         hb.register_template_string(name, *text)
             .map_err(|e| TemplateError {
                 name,
@@ -130,13 +119,13 @@ mod tests {
 
     #[test]
     fn every_template_compiles() {
-        templates("/static/", &Manifest::default()).unwrap();
+        templates(cloudalbum_pages::ALL, "/static/", &Manifest::default()).unwrap();
     }
 
     #[test]
     fn assets_are_linked_by_their_versioned_names() {
         let assets = Manifest::parse("css/site.css=1a2b3c4d,vendor/leaflet=5e6f7a8b").unwrap();
-        let hb = templates("https://b.example/static/", &assets).unwrap();
+        let hb = templates(cloudalbum_pages::ALL, "https://b.example/static/", &assets).unwrap();
         let page = |template: &str| {
             render(
                 &hb,
@@ -168,7 +157,7 @@ mod tests {
 
     #[test]
     fn values_are_escaped() {
-        let hb = templates("/static/", &Manifest::default()).unwrap();
+        let hb = templates(cloudalbum_pages::ALL, "/static/", &Manifest::default()).unwrap();
         let out = render(
             &hb,
             "error",

@@ -1,11 +1,13 @@
 //! CloudAlbum: a photo album that runs on AWS Lambda and as a local server.
 //!
-//! The whole app is one [`axum::Router`] built by [`router`]. The Lambda entry
-//! (`src/bin/bootstrap.rs`) serves it through `lambda_http`; the local entry
-//! (`src/bin/cloudalbum.rs`) serves the very same router with `axum::serve`.
+//! The whole app is one [`axum::Router`] built by [`router`]. On Lambda,
+//! [`entry::lambda`] serves it through `lambda_http`; locally, [`entry::local`]
+//! serves the very same router with `axum::serve`. The binaries in
+//! `app/entry` call them with the page templates (`app/pages`).
 
 pub mod auth;
 pub mod config;
+pub mod entry;
 pub mod error;
 pub mod geo;
 pub mod html;

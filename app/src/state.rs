@@ -72,7 +72,7 @@ impl std::fmt::Debug for Inner {
 impl AppState {
     /// From the environment; reads the app client's secret from Cognito (it
     /// is never put in the environment or the template).
-    pub async fn from_env() -> Result<Self, StartError> {
+    pub async fn from_env(pages: crate::html::Sources) -> Result<Self, StartError> {
         let settings = Settings::from_env()?;
         let config = sdk_config(&settings).await;
         let cognito_client = aws_sdk_cognitoidentityprovider::Client::new(&config);
@@ -91,14 +91,16 @@ impl AppState {
             .user_pool_client
             .and_then(|c| c.client_secret)
             .filter(|s| !s.is_empty());
-        Self::with(settings, &config, secret)
+        Self::with(settings, &config, secret, pages)
     }
 
-    /// From explicit settings, SDK configuration and client secret (tests).
+    /// From explicit settings, SDK configuration, client secret and page
+    /// templates (tests).
     pub fn with(
         settings: Settings,
         config: &aws_config::SdkConfig,
         client_secret: Option<String>,
+        pages: crate::html::Sources,
     ) -> Result<Self, StartError> {
         // Every client times its calls (`metrics`): what AWS takes is told
         // apart from what the app takes.
@@ -126,7 +128,7 @@ impl AppState {
             },
             verifier,
             refresh_gate: crate::auth::session::RefreshGate::default(),
-            templates: crate::html::templates(&settings.static_url, &settings.assets)?,
+            templates: crate::html::templates(pages, &settings.static_url, &settings.assets)?,
             settings,
         })))
     }

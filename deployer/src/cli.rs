@@ -72,7 +72,9 @@ fn build_profile(name: &str) -> Result<BuildProfile, String> {
     match name {
         "release" => Ok(BuildProfile::Release),
         "fast" => Ok(BuildProfile::Fast),
-        other => Err(format!("`{other}` is not a build profile; use `release` or `fast`")),
+        other => Err(format!(
+            "`{other}` is not a build profile; use `release` or `fast`"
+        )),
     }
 }
 

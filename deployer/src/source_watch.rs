@@ -73,7 +73,10 @@ fn collect(path: &Path, files: &mut BTreeMap<PathBuf, (SystemTime, u64)>) {
     if meta.is_file() {
         files.insert(
             path.to_owned(),
-            (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()),
+            (
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            ),
         );
         return;
     }

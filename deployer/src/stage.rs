@@ -250,7 +250,11 @@ impl StageConfig {
 
     /// Builds the function with `profile` instead of the file's
     /// `function.build_profile` (`--build-profile`), under the same rule.
-    pub fn with_build_profile(mut self, profile: BuildProfile, path: &Path) -> Result<Self, StageError> {
+    pub fn with_build_profile(
+        mut self,
+        profile: BuildProfile,
+        path: &Path,
+    ) -> Result<Self, StageError> {
         self.function.build_profile = profile;
         self.check_build_profile(path)?;
         Ok(self)

@@ -107,8 +107,22 @@ async fn bootstrap_answers_recorded_api_gateway_events() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, api).await });
 
-    let binary = std::env::var_os("CLOUDALBUM_BOOTSTRAP")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bootstrap").into());
+    // The release build, as it is deployed (CI builds it once, before the
+    // tests); `CLOUDALBUM_BOOTSTRAP` names another.
+    let binary = std::env::var_os("CLOUDALBUM_BOOTSTRAP").map_or_else(
+        || {
+            deployer::deploy::artifacts::build_bootstrap(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .unwrap(),
+                deployer::stage::Architecture::X86_64,
+                deployer::stage::BuildProfile::Release,
+                true,
+            )
+            .unwrap()
+        },
+        std::path::PathBuf::from,
+    );
     let cases = [
         "get-health.json",
         "get-root.json",

@@ -115,7 +115,13 @@ async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 impl World {
     pub async fn state(&self) -> AppState {
         let sdk = sdk_config(&self.endpoint).await;
-        AppState::with(self.settings.clone(), &sdk, self.secret.clone()).unwrap()
+        AppState::with(
+            self.settings.clone(),
+            &sdk,
+            self.secret.clone(),
+            cloudalbum_pages::ALL,
+        )
+        .unwrap()
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {

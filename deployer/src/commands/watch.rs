@@ -22,7 +22,11 @@ pub async fn run(context: &Context) -> Result<ExitCode, Error> {
         )));
     }
     let session = open_session(context).await?;
-    let extra = vec![context.stacks_dir.join(format!("{}.yaml", session.stage.name))];
+    let extra = vec![
+        context
+            .stacks_dir
+            .join(format!("{}.yaml", session.stage.name)),
+    ];
     let mut snapshot = Snapshot::take(&context.project_dir, &extra);
     deploy_once(context, &session).await;
     loop {

@@ -213,6 +213,8 @@ impl BuildStamp {
             "Cargo.toml",
             "Cargo.lock",
             "app/Cargo.toml",
+            "app/entry/Cargo.toml",
+            "app/pages/Cargo.toml",
             ".cargo/config.toml",
             "rust-toolchain.toml",
             "rust-toolchain",
@@ -390,9 +392,8 @@ fn check_glibc(path: &Path, binary: &[u8]) -> Result<(), ArtifactError> {
 pub fn newest_glibc(binary: &[u8]) -> Option<(u32, u32)> {
     const TAG: &[u8] = b"GLIBC_";
     let mut newest = None;
-    let mut rest = binary;
-    while let Some(at) = rest.windows(TAG.len()).position(|w| w == TAG) {
-        let after = &rest[at + TAG.len()..];
+    for at in memchr::memmem::find_iter(binary, TAG) {
+        let after = &binary[at + TAG.len()..];
         let len = after
             .iter()
             .take_while(|b| b.is_ascii_digit() || **b == b'.')
@@ -403,7 +404,6 @@ pub fn newest_glibc(binary: &[u8]) -> Option<(u32, u32)> {
                 newest = newest.max(Some((major, minor)));
             }
         }
-        rest = &after[len..];
     }
     newest
 }

@@ -7,10 +7,7 @@ use crate::deploy::report::ArtifactReport;
 use crate::deploy::session::Session;
 
 /// Puts the code in the artifacts bucket unless it is there already.
-pub async fn upload(
-    session: &Session,
-    artifact: &Artifact,
-) -> Result<ArtifactReport, DeployError> {
+pub async fn upload(session: &Session, artifact: &Artifact) -> Result<ArtifactReport, DeployError> {
     let account = session.aws.account_id().await?;
     let bucket = session.artifacts_bucket(&account);
     let bucket = artifacts::ensure_bucket(&session.aws, &account, &bucket).await?;
@@ -36,4 +33,3 @@ pub async fn upload(
         retired: Vec::new(),
     })
 }
-

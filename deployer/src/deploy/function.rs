@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::types::{Environment, LastUpdateStatus, State};
 use crate::aws::AwsError;
 use crate::deploy::error::DeployError;
 use crate::deploy::session::Session;
 use crate::deploy::stack::StackInfo;
 use crate::deploy::stack_outputs;
+use aws_sdk_lambda::types::{Environment, LastUpdateStatus, State};
 
 /// The tag a hotswap puts on the function: its code or settings differ from
 /// what the stack says until the next plain `up` (value: what was swapped in).
@@ -82,9 +82,7 @@ pub async fn deployed(session: &Session, stack: &StackInfo) -> Result<Function, 
             .unwrap_or_default()
             .into_iter()
             .collect(),
-        hotswapped: output
-            .tags
-            .and_then(|mut tags| tags.remove(HOTSWAP_TAG)),
+        hotswapped: output.tags.and_then(|mut tags| tags.remove(HOTSWAP_TAG)),
         name,
     })
 }

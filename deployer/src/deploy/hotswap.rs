@@ -162,9 +162,13 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
         environment.insert(env::STATIC_ASSETS.to_owned(), manifest);
         function::update_environment(session, &function, &environment).await?;
         let replaced = linked.and_then(|text| contract::assets::Manifest::parse(text).ok());
-        static_files.deleted =
-            static_sync::prune(&session.aws, &bucket_name, &prepared.site, replaced.as_ref())
-                .await?;
+        static_files.deleted = static_sync::prune(
+            &session.aws,
+            &bucket_name,
+            &prepared.site,
+            replaced.as_ref(),
+        )
+        .await?;
     }
     let static_ms = watch.millis();
 
@@ -214,7 +218,9 @@ async fn template_difference(
         .await
         .map_err(|e| AwsError::from_sdk("cloudformation:GetTemplate", session.aws.target(), e))?;
     let Some(body) = deployed.template_body.as_deref() else {
-        return Ok(Some("CloudFormation returned no template for the stack".to_owned()));
+        return Ok(Some(
+            "CloudFormation returned no template for the stack".to_owned(),
+        ));
     };
     // CloudFormation gives back what it was sent (JSON); YAML is accepted too.
     let parsed = serde_json::from_str::<serde_json::Value>(body)

@@ -159,7 +159,12 @@ async fn publish_early(
         return Ok((SyncReport::default(), None));
     }
     let stack = session.deployed_stack().await?;
-    let early = static_sync::publish(&session.aws, &stack_outputs::bucket(&stack)?, &prepared.site).await?;
+    let early = static_sync::publish(
+        &session.aws,
+        &stack_outputs::bucket(&stack)?,
+        &prepared.site,
+    )
+    .await?;
     Ok((early, live_manifest(session).await?))
 }
 

@@ -110,7 +110,11 @@ fn stack_history(cloud: &Cloud) -> (Option<String>, usize) {
 }
 
 fn sha_of(binary: &Path) -> String {
-    code_sha256(&Artifact::from_binary(&std::fs::read(binary).unwrap()).unwrap().zip)
+    code_sha256(
+        &Artifact::from_binary(&std::fs::read(binary).unwrap())
+            .unwrap()
+            .zip,
+    )
 }
 
 #[test]
@@ -121,22 +125,45 @@ fn a_hotswap_skips_the_change_set_and_the_next_up_reconciles() {
     let v1 = bootstrap_variant(project.path(), "v1");
     let v2 = bootstrap_variant(project.path(), "v2");
 
-    let first = cloud.json(&["up", "--project-dir", dir, "--bootstrap", v1.to_str().unwrap()]);
-    let name = first["outputs"]["FunctionName"].as_str().unwrap().to_owned();
+    let first = cloud.json(&[
+        "up",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v1.to_str().unwrap(),
+    ]);
+    let name = first["outputs"]["FunctionName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let url = first["url"].as_str().unwrap().to_owned();
     assert_eq!(function(&cloud, &name).code_sha256, sha_of(&v1));
     let before = stack_history(&cloud);
 
     // New code: straight to the function, no change set, marked drifted.
-    let hot = cloud.json(&["up", "--hotswap", "--project-dir", dir, "--bootstrap", v2.to_str().unwrap()]);
+    let hot = cloud.json(&[
+        "up",
+        "--hotswap",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v2.to_str().unwrap(),
+    ]);
     assert_eq!(hot["mode"], "hotswap", "{hot}");
     assert_eq!(hot["up_to_date"], false, "{hot}");
-    assert!(hot["code"]["key"].as_str().unwrap().ends_with(".zip"), "{hot}");
+    assert!(
+        hot["code"]["key"].as_str().unwrap().ends_with(".zip"),
+        "{hot}"
+    );
     assert_eq!(hot["static_assets_linked"], false, "{hot}");
     let swapped = function(&cloud, &name);
     assert_eq!(swapped.code_sha256, sha_of(&v2));
     assert!(swapped.hotswapped.is_some());
-    assert_eq!(stack_history(&cloud), before, "the stack must not have changed");
+    assert_eq!(
+        stack_history(&cloud),
+        before,
+        "the stack must not have changed"
+    );
     assert_eq!(http_get(&format!("{url}health")).unwrap().status, 200);
     println!("hotswap of the code: {}", hot["timings_ms"]);
 
@@ -147,7 +174,14 @@ fn a_hotswap_skips_the_change_set_and_the_next_up_reconciles() {
     );
 
     // The same code again: nothing to do.
-    let again = cloud.json(&["up", "--hotswap", "--project-dir", dir, "--bootstrap", v2.to_str().unwrap()]);
+    let again = cloud.json(&[
+        "up",
+        "--hotswap",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v2.to_str().unwrap(),
+    ]);
     assert_eq!(again["up_to_date"], true, "{again}");
 
     // A static file changes: published, and the function links to it.
@@ -155,7 +189,14 @@ fn a_hotswap_skips_the_change_set_and_the_next_up_reconciles() {
     let mut text = std::fs::read_to_string(&css).unwrap();
     text.push_str("\n/* hotswapped */\n");
     std::fs::write(&css, text).unwrap();
-    let linked = cloud.json(&["up", "--hotswap", "--project-dir", dir, "--bootstrap", v2.to_str().unwrap()]);
+    let linked = cloud.json(&[
+        "up",
+        "--hotswap",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v2.to_str().unwrap(),
+    ]);
     assert_eq!(linked["static_assets_linked"], true, "{linked}");
     assert!(linked["code"].is_null(), "{linked}");
     let assets = contract::assets::Manifest::parse(&function(&cloud, &name).static_assets).unwrap();
@@ -163,11 +204,24 @@ fn a_hotswap_skips_the_change_set_and_the_next_up_reconciles() {
     assert!(published.contains("site."), "{published}");
     let page = http_get(&format!("{url}signin")).unwrap();
     let html = String::from_utf8_lossy(&page.body).into_owned();
-    assert!(html.contains(&published), "the page does not link {published}:\n{html}");
-    assert_eq!(stack_history(&cloud), before, "the stack must not have changed");
+    assert!(
+        html.contains(&published),
+        "the page does not link {published}:\n{html}"
+    );
+    assert_eq!(
+        stack_history(&cloud),
+        before,
+        "the stack must not have changed"
+    );
 
     // A plain up reconciles: one change set, changing only the function.
-    let plain = cloud.json(&["up", "--project-dir", dir, "--bootstrap", v2.to_str().unwrap()]);
+    let plain = cloud.json(&[
+        "up",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v2.to_str().unwrap(),
+    ]);
     assert_eq!(plain["reconciled"], true, "{plain}");
     let changes: Vec<&str> = plain["changes"]
         .as_array()
@@ -183,9 +237,22 @@ fn a_hotswap_skips_the_change_set_and_the_next_up_reconciles() {
 
     // Hotswapping back to v1 and then a plain up of v2, whose change set is
     // empty (the stack already names v2): the function still gets v2 back.
-    cloud.json(&["up", "--hotswap", "--project-dir", dir, "--bootstrap", v1.to_str().unwrap()]);
+    cloud.json(&[
+        "up",
+        "--hotswap",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v1.to_str().unwrap(),
+    ]);
     assert_eq!(function(&cloud, &name).code_sha256, sha_of(&v1));
-    let back = cloud.json(&["up", "--project-dir", dir, "--bootstrap", v2.to_str().unwrap()]);
+    let back = cloud.json(&[
+        "up",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v2.to_str().unwrap(),
+    ]);
     assert_eq!(back["up_to_date"], true, "{back}");
     assert_eq!(back["reconciled"], true, "{back}");
     let restored = function(&cloud, &name);
@@ -199,16 +266,36 @@ fn a_template_change_is_never_hotswapped() {
     let project = scratch_copy();
     let dir = project.path().to_str().unwrap();
     let v1 = bootstrap_variant(project.path(), "v1");
-    cloud.json(&["up", "--project-dir", dir, "--bootstrap", v1.to_str().unwrap()]);
+    cloud.json(&[
+        "up",
+        "--project-dir",
+        dir,
+        "--bootstrap",
+        v1.to_str().unwrap(),
+    ]);
     let stage_file = project.path().join("stacks/local.yaml");
     let text = std::fs::read_to_string(&stage_file).unwrap();
-    std::fs::write(&stage_file, text.replace("read_capacity: 5", "read_capacity: 6")).unwrap();
+    std::fs::write(
+        &stage_file,
+        text.replace("read_capacity: 5", "read_capacity: 6"),
+    )
+    .unwrap();
     let out = cloud
-        .deployer(&["up", "--hotswap", "--project-dir", dir, "--bootstrap", v1.to_str().unwrap()])
+        .deployer(&[
+            "up",
+            "--hotswap",
+            "--project-dir",
+            dir,
+            "--bootstrap",
+            v1.to_str().unwrap(),
+        ])
         .assert()
         .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(stderr.contains("the template changed: deploying through a change set"), "{stderr}");
+    assert!(
+        stderr.contains("the template changed: deploying through a change set"),
+        "{stderr}"
+    );
     let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert!(report.get("mode").is_none(), "{report}");
     assert_eq!(report["changes"][0]["logical_id"], "PhotoTable", "{report}");
