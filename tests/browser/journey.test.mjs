@@ -61,7 +61,7 @@ before(async () => {
   local = spawn(
     deployerBin,
     ["local", "--fresh", "--port", String(port), "--state-dir", stateDir, "--output", "json"],
-    { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CI: "true" } },
+    { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CI: "true", DEPLOYER_BUILD_PROFILE: "release" } },
   );
   const lines = createInterface({ input: local.stdout });
   const report = await new Promise((resolve, reject) => {

@@ -28,7 +28,10 @@ pub fn deployer() -> Command {
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_PROFILE")
         .env_remove("DEPLOYER_STAGE")
-        .env_remove("DEPLOYER_PROJECT_DIR");
+        .env_remove("DEPLOYER_PROJECT_DIR")
+        // The tests build one `bootstrap`: the release build a stage with
+        // real users ships (the `local` and `dev` stage files name `fast`).
+        .env("DEPLOYER_BUILD_PROFILE", "release");
     cmd
 }
 

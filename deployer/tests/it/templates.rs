@@ -456,3 +456,20 @@ fn retained_stages_throttle_the_api_and_keep_access_logs() {
     assert!(resources["ApiStage"]["Properties"]["AccessLogSetting"].is_null());
     assert!(resources["ApiGatewayAccount"].is_null());
 }
+
+#[test]
+fn the_inner_loop_stages_build_fast_and_a_stage_with_users_ships_release() {
+    use deployer::stage::BuildProfile;
+    for stage in stages() {
+        let config = Stage::load(&project_dir(), &stage).unwrap().config;
+        let expected = if config.retain_data {
+            BuildProfile::Release
+        } else {
+            BuildProfile::Fast
+        };
+        assert_eq!(config.function.build_profile, expected, "stacks/{stage}.yaml");
+    }
+    let prod = Stage::load(&project_dir(), "prod").unwrap().config;
+    assert!(prod.retain_data);
+    assert_eq!(prod.function.build_profile, BuildProfile::Release);
+}
