@@ -37,7 +37,7 @@ use crate::template::composition::ids;
 #[derive(Debug)]
 pub enum Outcome {
     /// The function runs the new code and static files.
-    Hotswapped(HotswapReport),
+    Hotswapped(Box<HotswapReport>),
     /// Only a change set can deploy this; `reason` says why.
     NeedsChangeSet { reason: String },
 }
@@ -178,7 +178,7 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
         let mark = format!("code {}", code_hex.get(..12).unwrap_or(code_hex));
         function::mark_hotswapped(session, &function, &mark).await?;
     }
-    Ok(Outcome::Hotswapped(HotswapReport {
+    Ok(Outcome::Hotswapped(Box::new(HotswapReport {
         stage: session.stage.name.to_string(),
         stack: stack.name.clone(),
         target: session.aws.target(),
@@ -195,7 +195,7 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
             static_files: static_ms,
             total: total.millis() + prepared.build_ms,
         },
-    }))
+    })))
 }
 
 fn needs(reason: String) -> Outcome {

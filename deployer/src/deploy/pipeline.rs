@@ -13,7 +13,9 @@ use crate::deploy::change_set::{self, ChangeSet, split_changes};
 use crate::deploy::error::DeployError;
 use crate::deploy::function;
 use crate::deploy::prepare::Prepared;
-use crate::deploy::report::{PlanReport, Stopwatch, Timings, UpReport};
+use crate::deploy::report::{
+    ArtifactReport, PlanReport, StackResource, Stopwatch, Timings, UpReport,
+};
 use crate::deploy::session::Session;
 use crate::deploy::stack;
 use crate::deploy::static_sync::{self, SyncReport};
@@ -47,22 +49,7 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     timings.upload = watch.millis();
 
     let watch = Stopwatch::start();
-    let create = match apply::stack_before(session).await? {
-        Before::Missing => true,
-        Before::Ready(_) => false,
-        Before::RollbackComplete(stack) => {
-            apply::recreate_failed(session, &stack).await?;
-            true
-        }
-    };
-    // A retained stage's survivors come back into the new stack first; the
-    // update below then adds everything else.
-    let readopted = if create {
-        readopt::readopt(session, &artifact.bucket, &artifact.owner).await?
-    } else {
-        Vec::new()
-    };
-    let create = create && readopted.is_empty();
+    let (create, readopted) = stack_to_deploy(session, &artifact).await?;
     timings.change_set = watch.millis();
 
     // Before the function links to new file names, the files are there; and
@@ -144,6 +131,31 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         static_files,
         timings_ms: timings,
     })
+}
+
+/// Whether the deploy creates the stack (a failed first create is deleted
+/// first), and which retained resources came back into a new stack (then the
+/// deploy updates that stack instead of creating one).
+async fn stack_to_deploy(
+    session: &Session,
+    artifact: &ArtifactReport,
+) -> Result<(bool, Vec<StackResource>), DeployError> {
+    let create = match apply::stack_before(session).await? {
+        Before::Missing => true,
+        Before::Ready(_) => false,
+        Before::RollbackComplete(stack) => {
+            apply::recreate_failed(session, &stack).await?;
+            true
+        }
+    };
+    // A retained stage's survivors come back into the new stack first; the
+    // update below then adds everything else.
+    let readopted = if create {
+        readopt::readopt(session, &artifact.bucket, &artifact.owner).await?
+    } else {
+        Vec::new()
+    };
+    Ok((create && readopted.is_empty(), readopted))
 }
 
 /// On a stage whose stack already runs the app, the new static files go up

@@ -2,7 +2,7 @@
 //! No AWS calls.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::deploy::artifacts::{self, Artifact};
 use crate::deploy::error::DeployError;
@@ -49,22 +49,10 @@ pub fn prepare_code(
     let site = Site::read(&project_dir.join(static_files::STATIC_DIR))?;
     let template = stage_template(&session.stage, &session.target);
     let watch = Stopwatch::start();
-    let binary_path = match prebuilt {
-        Some(path) => path.to_owned(),
-        None => {
-            let function = &session.stage.config.function;
-            session.printer.detail(format_args!(
-                "building the app's bootstrap (profile `{}`)",
-                function.build_profile.as_str()
-            ));
-            let printer = &session.printer;
-            artifacts::build_bootstrap(
-                project_dir,
-                function.architecture,
-                function.build_profile,
-                printer.quiet || printer.verbose == 0,
-            )?
-        }
+    let binary_path = if let Some(path) = prebuilt {
+        path.to_owned()
+    } else {
+        build_for_stage(session, project_dir)?
     };
     let artifact = Artifact::for_binary(&binary_path)?;
     Ok(Prepared {
@@ -73,6 +61,22 @@ pub fn prepare_code(
         site,
         build_ms: watch.millis(),
     })
+}
+
+/// Builds the stage's `bootstrap` with the stage's build profile.
+fn build_for_stage(session: &Session, project_dir: &Path) -> Result<PathBuf, DeployError> {
+    let function = &session.stage.config.function;
+    session.printer.detail(format_args!(
+        "building the app's bootstrap (profile `{}`)",
+        function.build_profile.as_str()
+    ));
+    let printer = &session.printer;
+    Ok(artifacts::build_bootstrap(
+        project_dir,
+        function.architecture,
+        function.build_profile,
+        printer.quiet || printer.verbose == 0,
+    )?)
 }
 
 /// The stage's template with code built elsewhere (a test's stand-in) and the

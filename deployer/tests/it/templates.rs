@@ -467,7 +467,10 @@ fn the_inner_loop_stages_build_fast_and_a_stage_with_users_ships_release() {
         } else {
             BuildProfile::Fast
         };
-        assert_eq!(config.function.build_profile, expected, "stacks/{stage}.yaml");
+        assert_eq!(
+            config.function.build_profile, expected,
+            "stacks/{stage}.yaml"
+        );
     }
     let prod = Stage::load(&project_dir(), "prod").unwrap().config;
     assert!(prod.retain_data);
