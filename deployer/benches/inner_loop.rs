@@ -3,8 +3,8 @@
 //! Gateway, three ways, on one fresh local cloud, in one run:
 //! - `deployer watch` (the stage's `fast` build profile, then a hotswap);
 //! - `deployer up`: the same build, then the change-set path;
-//! - the same build, then `cargo lambda deploy --binary-path` (cargo-lambda
-//!   from PyPI, installed by `scripts/bench.sh`) of the same binary.
+//! - the same build, then `cargo lambda deploy --binary-path` (`cargo-lambda`
+//!   from `PyPI`, installed by `scripts/bench.sh`) of the same binary.
 //!
 //! Each edit writes a new marker, so every run rebuilds. The clock starts
 //! when the file is saved and stops when a GET of the page returns the marker
@@ -53,7 +53,6 @@ fn main() {
         .as_str()
         .unwrap()
         .to_owned();
-    let binary = fast_binary(&project);
 
     let mut marker = 0;
     let mut next = || {
@@ -61,23 +60,15 @@ fn main() {
         format!("inner-loop-{}-{marker}", std::process::id())
     };
 
-    // deployer watch: save, and wait for the page.
-    let log = work.path().join("watch.log");
-    let watch = Watch::start(&project, &endpoint, &log);
-    let ours = median(
-        (0..runs)
-            .map(|_| {
-                let rounds = watch.rounds();
-                let mark = next();
-                let started = page.edit(&mark);
-                let took = wait_for(&url, &mark, started);
-                watch.wait_rounds(rounds + 1);
-                took
-            })
-            .collect(),
+    let ours = time_watch(
+        &project,
+        &endpoint,
+        &page,
+        &url,
+        &work.path().join("watch.log"),
+        runs,
+        &mut next,
     );
-    watch.stop();
-
     // deployer up: the change-set path, started as soon as the file is saved.
     let change_set = median(
         (0..runs)
@@ -89,43 +80,7 @@ fn main() {
             })
             .collect(),
     );
-
-    // cargo build + cargo lambda deploy of the same binary.
-    let lambda = median(
-        (0..runs)
-            .map(|_| {
-                let mark = next();
-                let started = page.edit(&mark);
-                checked(
-                    Command::new("cargo")
-                        .current_dir(&project)
-                        .args([
-                            "build",
-                            "--profile",
-                            "fast",
-                            "--locked",
-                            "--bin",
-                            "bootstrap",
-                        ])
-                        .arg("--quiet"),
-                );
-                checked(
-                    Command::new(&cargo_lambda)
-                        .current_dir(&project)
-                        .args(["lambda", "deploy", "--endpoint-url", &endpoint])
-                        .args(["--region", REGION, "--binary-path"])
-                        .arg(&binary)
-                        .arg(&function)
-                        .env("AWS_ACCESS_KEY_ID", "local")
-                        .env("AWS_SECRET_ACCESS_KEY", "local")
-                        .env("AWS_EC2_METADATA_DISABLED", "true")
-                        .env("CARGO_LAMBDA_COLOR", "never")
-                        .env_remove("AWS_PROFILE"),
-                );
-                wait_for(&url, &mark, started)
-            })
-            .collect(),
-    );
+    let lambda = time_cargo_lambda(&project, &endpoint, &page, &url, &function, runs, &mut next);
     drop(page);
 
     println!(
@@ -152,6 +107,82 @@ fn main() {
         );
     }
     drop(cloud);
+}
+
+/// `deployer watch`: save, and wait for the page.
+fn time_watch(
+    project: &Path,
+    endpoint: &str,
+    page: &Page,
+    url: &str,
+    log: &Path,
+    runs: usize,
+    next: &mut impl FnMut() -> String,
+) -> Duration {
+    let watch = Watch::start(project, endpoint, log);
+    let took = median(
+        (0..runs)
+            .map(|_| {
+                let rounds = watch.rounds();
+                let mark = next();
+                let started = page.edit(&mark);
+                let took = wait_for(url, &mark, started);
+                watch.wait_rounds(rounds + 1);
+                took
+            })
+            .collect(),
+    );
+    watch.stop();
+    took
+}
+
+/// `cargo build` + `cargo lambda deploy` of the same binary.
+fn time_cargo_lambda(
+    project: &Path,
+    endpoint: &str,
+    page: &Page,
+    url: &str,
+    function: &str,
+    runs: usize,
+    next: &mut impl FnMut() -> String,
+) -> Duration {
+    let cargo_lambda = project.join(".tools/bench/bin/cargo-lambda");
+    let binary = fast_binary(project);
+    median(
+        (0..runs)
+            .map(|_| {
+                let mark = next();
+                let started = page.edit(&mark);
+                checked(
+                    Command::new("cargo")
+                        .current_dir(project)
+                        .args([
+                            "build",
+                            "--profile",
+                            "fast",
+                            "--locked",
+                            "--bin",
+                            "bootstrap",
+                        ])
+                        .arg("--quiet"),
+                );
+                checked(
+                    Command::new(&cargo_lambda)
+                        .current_dir(project)
+                        .args(["lambda", "deploy", "--endpoint-url", endpoint])
+                        .args(["--region", REGION, "--binary-path"])
+                        .arg(&binary)
+                        .arg(function)
+                        .env("AWS_ACCESS_KEY_ID", "local")
+                        .env("AWS_SECRET_ACCESS_KEY", "local")
+                        .env("AWS_EC2_METADATA_DISABLED", "true")
+                        .env("CARGO_LAMBDA_COLOR", "never")
+                        .env_remove("AWS_PROFILE"),
+                );
+                wait_for(url, &mark, started)
+            })
+            .collect(),
+    )
 }
 
 /// `deployer` against the local cloud, as a CI step, with the `fast` profile.
