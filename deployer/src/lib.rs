@@ -8,6 +8,7 @@
 //! runs it; [`exit`] names the exit codes.
 
 pub mod aws;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod deploy;
@@ -80,6 +81,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         // No AWS, no runtime.
         return commands::synth::run(&context, args);
     }
+    if let Command::Ci(args) = &cli.command {
+        return commands::ci::run(&context, args);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             Command::Down(args) => commands::down::run(&context, args).await,
             Command::Local(args) => commands::local::run(&context, args).await,
             Command::Doctor => Box::pin(commands::doctor::run(&context)).await,
+            Command::Ci(args) => commands::ci::run(&context, args),
         }
     })
 }

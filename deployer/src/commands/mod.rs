@@ -1,6 +1,7 @@
 //! One module per subcommand; each parses its options, composes the library's
 //! steps (`crate::deploy`) and prints the report. No SDK calls of their own.
 
+pub mod ci;
 pub mod doctor;
 pub mod down;
 pub mod local;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 mod architecture;
+mod ci;
 mod cli;
 mod e2e;
 mod faulty_proxy;
