@@ -4,15 +4,13 @@ use std::process::ExitCode;
 
 use super::open_session;
 use crate::deploy::error::DeployError;
-use crate::deploy::history::{HistoryReport, Store};
+use crate::deploy::history::HistoryReport;
+use crate::deploy::rollback;
 use crate::{Context, Error};
 
 pub async fn run(context: &Context) -> Result<ExitCode, Error> {
     let session = open_session(context).await?;
-    let deployments = match Store::of_session(&session)
-        .await
-        .map_err(DeployError::from)?
-    {
+    let deployments = match rollback::store(&session).await? {
         Some(store) => store.list(None).await.map_err(DeployError::from)?,
         None => Vec::new(),
     };

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{Aws, AwsError};
 use crate::deploy::artifacts;
-use crate::deploy::session::Session;
 use crate::digest::sha256_hex;
 use crate::exit;
+use crate::output::Printer;
 
 /// How many of a stack's newest records keep their code and static files.
 pub const KEEP: usize = 10;
@@ -156,6 +156,7 @@ impl Record {
 #[derive(Debug)]
 pub struct Deployed<'a> {
     pub kind: Kind,
+    pub stage: &'a str,
     pub code_key: &'a str,
     pub code_sha256: &'a str,
     pub template_body: &'a str,
@@ -181,30 +182,6 @@ impl<'a> Store<'a> {
             bucket: bucket.to_owned(),
             owner: owner.to_owned(),
             stack: stack.to_owned(),
-        }
-    }
-
-    /// The session's store; `None` when the artifacts bucket does not exist
-    /// yet (nothing was ever deployed with it). A bucket of another account
-    /// is refused.
-    pub async fn of_session(session: &'a Session) -> Result<Option<Self>, HistoryError> {
-        let account = session.aws.account_id().await?;
-        let bucket = session.artifacts_bucket(&account);
-        match artifacts::fetch_bucket_answer(&session.aws, &bucket, &account).await? {
-            artifacts::BucketAnswer::Owned => Ok(Some(Self::new(
-                &session.aws,
-                &bucket,
-                &account,
-                &session.stack,
-            ))),
-            artifacts::BucketAnswer::Missing => Ok(None),
-            artifacts::BucketAnswer::Forbidden => Err(AwsError::foreign_bucket(
-                "s3:ListBucket",
-                session.aws.target(),
-                &bucket,
-                &account,
-            )
-            .into()),
         }
     }
 
@@ -313,7 +290,7 @@ impl<'a> Store<'a> {
     /// Writes the template (once per content) and the record of `deployed`.
     pub async fn save(
         &self,
-        session: &Session,
+        printer: &Printer,
         deployed: &Deployed<'_>,
     ) -> Result<Record, HistoryError> {
         let template_sha = sha256_hex(deployed.template_body.as_bytes());
@@ -329,7 +306,7 @@ impl<'a> Store<'a> {
         let caller = match self.aws.caller().await {
             Ok(caller) => Some(caller.arn),
             Err(e) => {
-                session.printer.warn(format_args!(
+                printer.warn(format_args!(
                     "the deployment is recorded without its caller: {e}"
                 ));
                 None
@@ -350,7 +327,7 @@ impl<'a> Store<'a> {
             id: record_id(now, &seed),
             time: rfc3339(now),
             kind: deployed.kind,
-            stage: session.stage.name.to_string(),
+            stage: deployed.stage.to_owned(),
             stack: self.stack.clone(),
             code: CodeRef {
                 key: deployed.code_key.to_owned(),
@@ -411,18 +388,16 @@ pub struct Kept {
 /// warning. Returns the record's id.
 pub async fn record(
     store: &Store<'_>,
-    session: &Session,
+    printer: &Printer,
     deployed: &Deployed<'_>,
 ) -> Option<String> {
-    match store.save(session, deployed).await {
+    match store.save(printer, deployed).await {
         Ok(record) => {
-            session
-                .printer
-                .detail(format_args!("recorded deployment {}", record.id));
+            printer.detail(format_args!("recorded deployment {}", record.id));
             Some(record.id)
         }
         Err(e) => {
-            session.printer.warn(format_args!(
+            printer.warn(format_args!(
                 "the deployment succeeded but was not recorded in its history: {e}"
             ));
             None
@@ -432,11 +407,9 @@ pub async fn record(
 
 /// What to keep, read from the history; empty (with a warning) when it
 /// cannot be read, so the deploy goes on with the newest-ten rule alone.
-pub async fn kept_or_empty(store: &Store<'_>, session: &Session) -> Kept {
+pub async fn kept_or_empty(store: &Store<'_>, printer: &Printer) -> Kept {
     store.kept().await.unwrap_or_else(|e| {
-        session
-            .printer
-            .warn(format_args!("cannot read the deployment history: {e}"));
+        printer.warn(format_args!("cannot read the deployment history: {e}"));
         Kept::default()
     })
 }

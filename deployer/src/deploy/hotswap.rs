@@ -167,7 +167,7 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
         environment.insert(env::STATIC_ASSETS.to_owned(), manifest);
         function::update_environment(session, &function, &environment).await?;
         let replaced = linked.and_then(|text| contract::assets::Manifest::parse(text).ok());
-        let kept = history::kept_or_empty(&store, session).await;
+        let kept = history::kept_or_empty(&store, &session.printer).await;
         static_files.deleted = static_sync::prune(
             &session.aws,
             &bucket_name,
@@ -188,6 +188,7 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
         let code_key = artifacts::code_key(&session.stack, &prepared.artifact);
         let deployed = Deployed {
             kind: Kind::Hotswap,
+            stage: session.stage.name.as_str(),
             code_key: &code_key,
             code_sha256: code_hex,
             template_body: &prepared.template.body(),
@@ -195,7 +196,7 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
             commit: prepared.commit.clone(),
             rolled_back_to: None,
         };
-        deployment = history::record(&store, session, &deployed).await;
+        deployment = history::record(&store, &session.printer, &deployed).await;
     }
     Ok(Outcome::Hotswapped(Box::new(HotswapReport {
         stage: session.stage.name.to_string(),

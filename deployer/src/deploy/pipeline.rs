@@ -102,11 +102,12 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         &session.stack,
     );
     // What the newest deployments run stays, for a rollback.
-    let kept = history::kept_or_empty(&store, session).await;
+    let kept = history::kept_or_empty(&store, &session.printer).await;
     let changed = !applied.up_to_date || reconciled;
     let deployment = if changed {
         let deployed = Deployed {
             kind: Kind::Up,
+            stage: session.stage.name.as_str(),
             code_key: &artifact.key,
             code_sha256: &prepared.artifact.sha256,
             template_body: &prepared.template.body(),
@@ -115,7 +116,7 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
             rolled_back_to: None,
         };
         artifact.retired = retire(session, &artifact, &kept).await?;
-        history::record(&store, session, &deployed).await
+        history::record(&store, &session.printer, &deployed).await
     } else {
         None
     };

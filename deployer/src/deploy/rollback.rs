@@ -9,7 +9,9 @@ use contract::assets::Manifest;
 use contract::outputs;
 use serde::Serialize;
 
+use crate::aws::AwsError;
 use crate::deploy::apply::{self, Before};
+use crate::deploy::artifacts::{self, BucketAnswer};
 use crate::deploy::change_set::{self, Change};
 use crate::deploy::error::DeployError;
 use crate::deploy::history::{self, Deployed, HistoryError, Kind, Record, Store};
@@ -81,7 +83,7 @@ pub async fn rollback(session: &Session, to: Option<&str>) -> Result<RollbackRep
             });
         }
     };
-    let Some(store) = Store::of_session(session).await? else {
+    let Some(store) = store(session).await? else {
         return Err(HistoryError::NothingEarlier {
             stage: session.stage.name.to_string(),
             count: 0,
@@ -117,13 +119,14 @@ pub async fn rollback(session: &Session, to: Option<&str>) -> Result<RollbackRep
     let lambda_sha = target.lambda_code_sha256().unwrap_or_default();
     let reconciled = hotswap::reconcile(session, &stack, &lambda_sha, &code, &manifest).await?;
     let deployment = if !applied.up_to_date || reconciled {
-        let kept = history::kept_or_empty(&store, session).await;
+        let kept = history::kept_or_empty(&store, &session.printer).await;
         pipeline::retire(session, &code, &kept).await?;
         if !applied.up_to_date && matches!(session.target, Target::Endpoint(_)) {
             emulator::after_deploy(&session.aws.s3, &stack_outputs::bucket(&stack)?).await?;
         }
         let deployed = Deployed {
             kind: Kind::Rollback,
+            stage: session.stage.name.as_str(),
             code_key: &target.code.key,
             code_sha256: &target.code.sha256,
             template_body: &body,
@@ -131,7 +134,7 @@ pub async fn rollback(session: &Session, to: Option<&str>) -> Result<RollbackRep
             commit: target.commit.clone(),
             rolled_back_to: Some(target.id.clone()),
         };
-        history::record(&store, session, &deployed).await
+        history::record(&store, &session.printer, &deployed).await
     } else {
         None
     };
@@ -146,6 +149,29 @@ pub async fn rollback(session: &Session, to: Option<&str>) -> Result<RollbackRep
         dependent_changes: applied.dependent_changes,
         to: target,
     })
+}
+
+/// The stage's history in its artifacts bucket; `None` when that bucket does
+/// not exist yet (nothing was ever deployed with it). A bucket of another
+/// account is refused.
+pub async fn store(session: &Session) -> Result<Option<Store<'_>>, DeployError> {
+    let account = session.aws.account_id().await?;
+    let bucket = session.artifacts_bucket(&account);
+    match artifacts::fetch_bucket_answer(&session.aws, &bucket, &account).await? {
+        BucketAnswer::Owned => Ok(Some(Store::new(
+            &session.aws,
+            &bucket,
+            &account,
+            &session.stack,
+        ))),
+        BucketAnswer::Missing => Ok(None),
+        BucketAnswer::Forbidden => {
+            Err(
+                AwsError::foreign_bucket("s3:ListBucket", session.aws.target(), &bucket, &account)
+                    .into(),
+            )
+        }
+    }
 }
 
 /// Before anything changes: the record's template (checked against its
