@@ -104,6 +104,11 @@ pub enum Command {
     Status,
     /// Delete the stage; data is protected unless `--delete-data`.
     Down(DownArgs),
+    /// List the stage's recorded deployments, newest first.
+    History,
+    /// Deploy an earlier recorded deployment again (template, code, static
+    /// files) through a change set; data is protected as with `up`.
+    Rollback(RollbackArgs),
     /// Run the whole app on this machine in a local AWS emulator.
     Local(LocalArgs),
     /// Check the toolchain, credentials, account settings and local cloud:
@@ -167,6 +172,17 @@ pub struct UpArgs {
     /// instead of building one; it is checked and zipped as a build is.
     #[arg(long, value_name = "FILE")]
     pub bootstrap: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The deployment to go back to (an id from `deployer history`); default:
+    /// the newest one that deployed something else than the current one.
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
+    /// As for `up`: let the change replace or delete this stateful resource.
+    #[arg(long = "allow-replace", value_name = "LOGICAL_ID")]
+    pub allow_replace: Vec<String>,
 }
 
 #[derive(Debug, Args)]

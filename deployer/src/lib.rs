@@ -97,6 +97,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
             Command::Down(args) => commands::down::run(&context, args).await,
+            Command::History => commands::history::run(&context).await,
+            Command::Rollback(args) => commands::rollback::run(&context, args).await,
             Command::Local(args) => commands::local::run(&context, args).await,
             Command::Doctor => Box::pin(commands::doctor::run(&context)).await,
             Command::Ci(args) => commands::ci::run(&context, args),

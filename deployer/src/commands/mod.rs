@@ -4,8 +4,10 @@
 pub mod ci;
 pub mod doctor;
 pub mod down;
+pub mod history;
 pub mod local;
 pub mod plan;
+pub mod rollback;
 pub mod status;
 pub mod synth;
 pub mod up;

@@ -581,13 +581,16 @@ pub struct Listed {
 }
 
 /// Which of a stack's artifacts to retire: all but the [`KEEP_ARTIFACTS`]
-/// most recently written, and never `current` (the code just deployed).
-pub fn to_retire(mut listed: Vec<Listed>, current: &str) -> Vec<String> {
+/// most recently written, and never `current` (the code just deployed) nor
+/// one in `keep` (the code of the stack's newest history records, which a
+/// rollback may deploy again).
+pub fn to_retire(mut listed: Vec<Listed>, current: &str, keep: &[String]) -> Vec<String> {
     listed.sort_by(|a, b| b.written.cmp(&a.written).then_with(|| a.key.cmp(&b.key)));
     listed
         .into_iter()
         .filter(|l| l.key != current)
         .skip(KEEP_ARTIFACTS.saturating_sub(1))
+        .filter(|l| !keep.contains(&l.key))
         .map(|l| l.key)
         .collect()
 }
@@ -595,14 +598,15 @@ pub fn to_retire(mut listed: Vec<Listed>, current: &str) -> Vec<String> {
 /// After a deploy that changed the code: `current` is written anew (so a
 /// rollback to an old artifact makes it the newest again, and clears a
 /// retirement tag), then every artifact of the stack beyond the newest
-/// [`KEEP_ARTIFACTS`] is tagged for the lifecycle rule to expire. Returns the
-/// keys retired.
+/// [`KEEP_ARTIFACTS`] and not in `keep` (the history's rollback targets) is
+/// tagged for the lifecycle rule to expire. Returns the keys retired.
 pub async fn retire_old(
     aws: &Aws,
     bucket: &str,
     owner: &str,
     stack: &str,
     current: &str,
+    keep: &[String],
 ) -> Result<Vec<String>, AwsError> {
     use aws_sdk_s3::types::{MetadataDirective, Tag, Tagging, TaggingDirective};
     aws.s3
@@ -645,7 +649,7 @@ pub async fn retire_old(
             break;
         }
     }
-    let retired = to_retire(listed, current);
+    let retired = to_retire(listed, current, keep);
     let tag = Tag::builder()
         .key(RETIRED_TAG.0)
         .value(RETIRED_TAG.1)
@@ -790,20 +794,27 @@ mod tests {
         let all: Vec<Listed> = (0..14)
             .map(|i| listed(&format!("s/bootstrap/{i}.zip"), i))
             .collect();
-        let retired = to_retire(all.clone(), "s/bootstrap/13.zip");
+        let retired = to_retire(all.clone(), "s/bootstrap/13.zip", &[]);
         assert_eq!(
             retired,
             ["3", "2", "1", "0"].map(|i| format!("s/bootstrap/{i}.zip"))
         );
         // The code just deployed is kept even when it is not the newest
         // (a rollback), and nine others with it.
-        let retired = to_retire(all, "s/bootstrap/0.zip");
+        let retired = to_retire(all.clone(), "s/bootstrap/0.zip", &[]);
         assert_eq!(retired.len(), 4);
         assert!(!retired.contains(&"s/bootstrap/0.zip".to_owned()));
         assert!(retired.contains(&"s/bootstrap/4.zip".to_owned()));
         // Fewer than ten: nothing goes.
         let few: Vec<Listed> = (0..10).map(|i| listed(&format!("k{i}"), i)).collect();
-        assert!(to_retire(few, "k0").is_empty());
+        assert!(to_retire(few, "k0", &[]).is_empty());
+        // What the history names stays, however old.
+        let keep = ["s/bootstrap/1.zip".to_owned()];
+        let retired = to_retire(all, "s/bootstrap/13.zip", &keep);
+        assert_eq!(
+            retired,
+            ["3", "2", "0"].map(|i| format!("s/bootstrap/{i}.zip"))
+        );
     }
 
     #[test]

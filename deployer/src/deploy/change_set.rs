@@ -408,8 +408,17 @@ pub async fn template_source(
     template: &Template,
     bucket: Option<(&str, &str)>,
 ) -> Result<TemplateSource, DeployError> {
-    let body = template.body();
-    if template.fits_inline() {
+    body_source(session, template.body(), bucket).await
+}
+
+/// As [`template_source`], for a template body as sent before (a rollback
+/// redeploys the exact body a history record stored).
+pub async fn body_source(
+    session: &Session,
+    body: String,
+    bucket: Option<(&str, &str)>,
+) -> Result<TemplateSource, DeployError> {
+    if body.len() <= INLINE_TEMPLATE_LIMIT {
         return Ok(TemplateSource::Body(body));
     }
     let Some((bucket, owner)) = bucket else {

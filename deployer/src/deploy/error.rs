@@ -2,6 +2,7 @@
 
 use crate::aws::AwsError;
 use crate::deploy::artifacts::ArtifactError;
+use crate::deploy::history::HistoryError;
 use crate::deploy::static_sync::AssetsError;
 use crate::emulator::EmulatorError;
 use crate::exit;
@@ -16,6 +17,8 @@ pub enum DeployError {
     StaticSync(#[from] AssetsError),
     #[error(transparent)]
     Emulator(#[from] EmulatorError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
     #[error("CloudFormation could not compute the changes for `{stack}`: {reason}")]
     ChangeSetFailed { stack: String, reason: String },
     #[error(
@@ -81,6 +84,7 @@ impl DeployError {
             | Self::NeedsConfirmation { .. }
             | Self::IncompleteStatic { .. } => exit::INVALID_INPUT,
             Self::Emulator(e) => e.exit_code(),
+            Self::History(e) => e.exit_code(),
             Self::WrongAccount { .. } | Self::AccountSettings(_) => exit::CREDENTIALS,
             Self::WouldLoseData { .. } | Self::PartialSurvivors(_) => exit::REFUSED_DATA,
             Self::Artifact(_)

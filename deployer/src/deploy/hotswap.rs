@@ -22,9 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::AwsError;
 use crate::deploy::apply::{self, Before};
-use crate::deploy::artifacts::Artifact;
+use crate::deploy::artifacts;
 use crate::deploy::error::DeployError;
 use crate::deploy::function::{self, Function};
+use crate::deploy::history::{self, Deployed, Kind, Store};
 use crate::deploy::prepare::Prepared;
 use crate::deploy::report::{ArtifactReport, Stopwatch};
 use crate::deploy::session::Session;
@@ -53,6 +54,9 @@ pub struct HotswapReport {
     pub url: Option<String>,
     /// Nothing differed from the running function.
     pub up_to_date: bool,
+    /// The id of its history record (none when nothing changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     /// The code, when it was swapped in.
     pub code: Option<ArtifactReport>,
     /// Whether the function now links to newly published static files.
@@ -131,6 +135,7 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
         )));
     }
     let function = function::deployed(session, &stack).await?;
+    let store = Store::new(&session.aws, &bucket, &account, &session.stack);
     let check = watch.millis();
 
     let watch = Stopwatch::start();
@@ -162,21 +167,36 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
         environment.insert(env::STATIC_ASSETS.to_owned(), manifest);
         function::update_environment(session, &function, &environment).await?;
         let replaced = linked.and_then(|text| contract::assets::Manifest::parse(text).ok());
+        let kept = history::kept_or_empty(&store, &session.printer).await;
         static_files.deleted = static_sync::prune(
             &session.aws,
             &bucket_name,
             &prepared.site,
             replaced.as_ref(),
+            &kept.manifests,
         )
         .await?;
     }
     let static_ms = watch.millis();
 
     let up_to_date = code.is_none() && !static_assets_linked;
+    let mut deployment = None;
     if !up_to_date {
         let code_hex = &prepared.artifact.sha256;
         let mark = format!("code {}", code_hex.get(..12).unwrap_or(code_hex));
         function::mark_hotswapped(session, &function, &mark).await?;
+        let code_key = artifacts::code_key(&session.stack, &prepared.artifact);
+        let deployed = Deployed {
+            kind: Kind::Hotswap,
+            stage: session.stage.name.as_str(),
+            code_key: &code_key,
+            code_sha256: code_hex,
+            template_body: &prepared.template.body(),
+            manifest: &prepared.site.manifest,
+            commit: prepared.commit.clone(),
+            rolled_back_to: None,
+        };
+        deployment = history::record(&store, &session.printer, &deployed).await;
     }
     Ok(Outcome::Hotswapped(Box::new(HotswapReport {
         stage: session.stage.name.to_string(),
@@ -185,6 +205,7 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
         mode: "hotswap",
         url: stack.outputs.get(outputs::API_URL).cloned(),
         up_to_date,
+        deployment,
         code,
         static_assets_linked,
         static_files,
@@ -237,10 +258,12 @@ async fn template_difference(
 /// match its stack (the code and static files the stack now names, which the
 /// change set may not have touched if they were already in the stack) and
 /// loses its drift mark. Returns whether there was anything to reconcile.
+///
+/// `lambda_sha256` is the stack's code as Lambda reports it ([`code_sha256`]).
 pub async fn reconcile(
     session: &Session,
     stack: &StackInfo,
-    artifact: &Artifact,
+    lambda_sha256: &str,
     code: &ArtifactReport,
     manifest: &contract::assets::Manifest,
 ) -> Result<bool, DeployError> {
@@ -248,7 +271,7 @@ pub async fn reconcile(
     if function.hotswapped.is_none() {
         return Ok(false);
     }
-    if function.code_sha256 != code_sha256(&artifact.zip) {
+    if function.code_sha256 != lambda_sha256 {
         function::update_code(session, &function, &code.bucket, &code.key).await?;
     }
     restore_manifest(session, &function, manifest).await?;

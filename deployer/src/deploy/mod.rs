@@ -9,7 +9,8 @@
 //! losing data, and [`readopt`] brings a retained stage's data back into a
 //! new stack; [`stack`] reads stack state and events. [`hotswap`] is the
 //! inner loop's fast path: code and static files straight to the function,
-//! without a change set, when the template is unchanged.
+//! without a change set, when the template is unchanged. [`history`] records
+//! every deployment in the artifacts bucket; [`rollback`] redeploys one.
 
 pub mod apply;
 pub mod artifacts;
@@ -18,12 +19,14 @@ pub mod code;
 pub mod error;
 pub mod function;
 pub mod guard;
+pub mod history;
 pub mod hotswap;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;
 pub mod readopt;
 pub mod report;
+pub mod rollback;
 pub mod session;
 pub mod stack;
 pub mod stack_outputs;

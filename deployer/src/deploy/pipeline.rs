@@ -12,6 +12,7 @@ use crate::deploy::artifacts;
 use crate::deploy::change_set::{self, ChangeSet, split_changes};
 use crate::deploy::error::DeployError;
 use crate::deploy::function;
+use crate::deploy::history::{self, Deployed, Kept, Kind, Store};
 use crate::deploy::prepare::Prepared;
 use crate::deploy::report::{
     ArtifactReport, PlanReport, StackResource, Stopwatch, Timings, UpReport,
@@ -81,16 +82,6 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     let watch = Stopwatch::start();
     let applied = apply::apply(session, change_set, create).await?;
     timings.apply = watch.millis();
-    if !applied.up_to_date {
-        artifact.retired = artifacts::retire_old(
-            &session.aws,
-            &artifact.bucket,
-            &artifact.owner,
-            &session.stack,
-            &artifact.key,
-        )
-        .await?;
-    }
 
     let stack = session.deployed_stack().await?;
     // A function that `up --hotswap` left drifted runs what the stack names
@@ -99,18 +90,44 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         && hotswap::reconcile(
             session,
             &stack,
-            &prepared.artifact,
+            &hotswap::code_sha256(&prepared.artifact.zip),
             &artifact,
             &prepared.site.manifest,
         )
         .await?;
+    let store = Store::new(
+        &session.aws,
+        &artifact.bucket,
+        &artifact.owner,
+        &session.stack,
+    );
+    // What the newest deployments run stays, for a rollback.
+    let kept = history::kept_or_empty(&store, &session.printer).await;
+    let changed = !applied.up_to_date || reconciled;
+    let deployment = if changed {
+        let deployed = Deployed {
+            kind: Kind::Up,
+            stage: session.stage.name.as_str(),
+            code_key: &artifact.key,
+            code_sha256: &prepared.artifact.sha256,
+            template_body: &prepared.template.body(),
+            manifest: &prepared.site.manifest,
+            commit: prepared.commit.clone(),
+            rolled_back_to: None,
+        };
+        artifact.retired = retire(session, &artifact, &kept).await?;
+        history::record(&store, &session.printer, &deployed).await
+    } else {
+        None
+    };
     let bucket_name = stack_outputs::bucket(&stack)?;
     if !applied.up_to_date && matches!(session.target, Target::Endpoint(_)) {
         emulator::after_deploy(&session.aws.s3, &bucket_name).await?;
     }
 
     let watch = Stopwatch::start();
-    let static_files = publish_late(session, prepared, &bucket_name, early, replaced).await?;
+    let static_files =
+        publish_late(session, prepared, &bucket_name, early, replaced, &kept).await?;
     timings.static_files += watch.millis();
     session.printer.info(&static_files);
     timings.total = total.millis();
@@ -121,6 +138,7 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         target: session.aws.target(),
         status: stack.status.clone(),
         up_to_date: applied.up_to_date,
+        deployment,
         url: stack.outputs.get(outputs::API_URL).cloned(),
         outputs: stack.outputs,
         changes: applied.changes,
@@ -131,6 +149,25 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         static_files,
         timings_ms: timings,
     })
+}
+
+/// After a deploy that changed the stage: `code` is written anew and the
+/// stack's older code retired, sparing what the history's newest records
+/// (`kept`) run.
+pub async fn retire(
+    session: &Session,
+    code: &ArtifactReport,
+    kept: &Kept,
+) -> Result<Vec<String>, DeployError> {
+    Ok(artifacts::retire_old(
+        &session.aws,
+        &code.bucket,
+        &code.owner,
+        &session.stack,
+        &code.key,
+        &kept.code_keys,
+    )
+    .await?)
 }
 
 /// Whether the deploy creates the stack (a failed first create is deleted
@@ -181,17 +218,24 @@ async fn publish_early(
 }
 
 /// After the apply: what is still missing goes up, and only what neither the
-/// new manifest nor the replaced one names is removed.
+/// new manifest nor the replaced one nor a recent deployment's names is removed.
 async fn publish_late(
     session: &Session,
     prepared: &Prepared,
     bucket: &str,
     early: SyncReport,
     replaced: Option<Manifest>,
+    kept: &Kept,
 ) -> Result<SyncReport, DeployError> {
     let late = static_sync::publish(&session.aws, bucket, &prepared.site).await?;
-    let deleted =
-        static_sync::prune(&session.aws, bucket, &prepared.site, replaced.as_ref()).await?;
+    let deleted = static_sync::prune(
+        &session.aws,
+        bucket,
+        &prepared.site,
+        replaced.as_ref(),
+        &kept.manifests,
+    )
+    .await?;
     let uploaded = early.uploaded + late.uploaded;
     Ok(SyncReport {
         files: late.files,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::deploy::artifacts::{self, Artifact};
 use crate::deploy::error::DeployError;
+use crate::deploy::history::{self, Commit};
 use crate::deploy::report::Stopwatch;
 use crate::deploy::session::Session;
 use crate::deploy::static_files;
@@ -21,6 +22,8 @@ pub struct Prepared {
     pub site: Site,
     /// How long building the code took.
     pub build_ms: u64,
+    /// The project's git commit, for the deployment's history record.
+    pub commit: Option<Commit>,
 }
 
 impl fmt::Debug for Prepared {
@@ -60,6 +63,7 @@ pub fn prepare_code(
         artifact,
         site,
         build_ms: watch.millis(),
+        commit: history::commit_of(project_dir),
     })
 }
 
@@ -91,5 +95,6 @@ pub fn prepare_with_code(
         artifact: Artifact::from_binary(binary)?,
         site: Site::read(static_dir)?,
         build_ms: 0,
+        commit: None,
     })
 }

@@ -21,6 +21,9 @@ pub struct UpReport {
     pub target: String,
     pub status: StackStatus,
     pub up_to_date: bool,
+    /// The id of its history record (none when nothing changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     pub url: Option<String>,
     pub outputs: BTreeMap<String, String>,
     /// Changes the template makes directly.

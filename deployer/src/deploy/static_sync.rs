@@ -345,38 +345,62 @@ pub async fn publish(aws: &Aws, bucket: &str, site: &Site) -> Result<SyncReport,
 }
 
 /// Removes the objects under `static/` that neither `site` nor `replaced` (the
-/// manifest the pages served until this deploy link to) names. Without
-/// `replaced` (a first deploy, or an app from before versioned assets) nothing
-/// is removed: what live pages link to is unknown. Returns how many went.
+/// manifest the pages served until this deploy link to) nor any of `kept`
+/// (the manifests of the stage's newest history records, which a rollback
+/// may link to again) names. Without `replaced` (a first deploy, or an app
+/// from before versioned assets) nothing is removed: what live pages link to
+/// is unknown. Returns how many went.
 pub async fn prune(
     aws: &Aws,
     bucket: &str,
     site: &Site,
     replaced: Option<&Manifest>,
+    kept: &[Manifest],
 ) -> Result<usize, AssetsError> {
     let Some(replaced) = replaced else {
         return Ok(0);
     };
     let remote = remote_files(aws, bucket).await?;
-    let stale = stale_keys(remote.keys().map(String::as_str), &site.manifest, replaced);
+    let mut named = vec![&site.manifest, replaced];
+    named.extend(kept);
+    let stale = stale_keys(remote.keys().map(String::as_str), &named);
     for batch in stale.chunks(1000) {
         delete_keys(aws, bucket, batch.iter().copied()).await?;
     }
     Ok(stale.len())
 }
 
-/// The keys under `static/` neither manifest names.
-fn stale_keys<'a>(
-    remote: impl Iterator<Item = &'a str>,
-    current: &Manifest,
-    replaced: &Manifest,
-) -> Vec<&'a str> {
+/// The keys under `static/` no manifest of `named` names.
+fn stale_keys<'a>(remote: impl Iterator<Item = &'a str>, named: &[&Manifest]) -> Vec<&'a str> {
     remote
         .filter(|key| {
             let published = key.strip_prefix(STATIC_PREFIX).unwrap_or(key);
-            !current.owns(published) && !replaced.owns(published)
+            !named.iter().any(|manifest| manifest.owns(published))
         })
         .collect()
+}
+
+/// The units of `manifest` (`css/site.css`, `vendor/leaflet`) that have no
+/// published file under `static/` in `bucket`: a rollback to it would serve
+/// pages with those files missing.
+pub async fn missing_units(
+    aws: &Aws,
+    bucket: &str,
+    manifest: &Manifest,
+) -> Result<Vec<String>, AssetsError> {
+    let remote = remote_files(aws, bucket).await?;
+    let published: Vec<&str> = remote
+        .keys()
+        .map(|key| key.strip_prefix(STATIC_PREFIX).unwrap_or(key))
+        .collect();
+    let mut missing = Vec::new();
+    for (unit, hash) in manifest.iter() {
+        let mut alone = Manifest::default();
+        if alone.insert(unit, hash).is_none() || !published.iter().any(|p| alone.owns(p)) {
+            missing.push(format!("{unit} ({hash})"));
+        }
+    }
+    Ok(missing)
 }
 
 async fn upload(
@@ -567,12 +591,18 @@ mod tests {
             "static/vendor/lib.44444444/lib.js",
         ];
         assert_eq!(
-            stale_keys(remote.into_iter(), &current, &replaced),
+            stale_keys(remote.into_iter(), &[&current, &replaced]),
             [
                 "static/js/app.00000000.js",
                 "static/js/app.js",
                 "static/vendor/lib.44444444/lib.js"
             ]
+        );
+        // A manifest of the history (a rollback target) keeps its files too.
+        let older = Manifest::parse("js/app.js=00000000,vendor/lib=44444444").unwrap();
+        assert_eq!(
+            stale_keys(remote.into_iter(), &[&current, &replaced, &older]),
+            ["static/js/app.js"]
         );
     }
 

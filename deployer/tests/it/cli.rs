@@ -9,7 +9,9 @@ use crate::support::{deployer, dev_yaml_with, scratch_project};
 fn help_lists_every_subcommand() {
     let out = deployer().arg("--help").assert().success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    for sub in ["synth", "plan", "up", "url", "status", "down", "local"] {
+    for sub in [
+        "synth", "plan", "up", "url", "status", "down", "local", "history", "rollback",
+    ] {
         assert!(
             text.lines()
                 .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
@@ -193,4 +195,17 @@ fn bad_usage_exits_2() {
         .args(["synth", "--format", "xml"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn rollback_takes_an_id_and_allow_replace() {
+    let out = deployer().args(["rollback", "--help"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("--to <ID>"), "{text}");
+    assert!(text.contains("--allow-replace <LOGICAL_ID>"), "{text}");
+    deployer()
+        .args(["rollback", "--to"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--to"));
 }

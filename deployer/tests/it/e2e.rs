@@ -1353,7 +1353,12 @@ fn old_code_artifacts_are_retired_and_the_newest_ten_kept() {
     let retired = cloud
         .rt
         .block_on(artifacts::retire_old(
-            &cloud.aws, bucket, &account, stack, newest,
+            &cloud.aws,
+            bucket,
+            &account,
+            stack,
+            newest,
+            &[],
         ))
         .unwrap();
     assert_eq!(retired.len(), keys.len() - KEEP_ARTIFACTS, "{retired:?}");
@@ -1369,7 +1374,12 @@ fn old_code_artifacts_are_retired_and_the_newest_ten_kept() {
     let retired = cloud
         .rt
         .block_on(artifacts::retire_old(
-            &cloud.aws, bucket, &account, stack, &keys[0],
+            &cloud.aws,
+            bucket,
+            &account,
+            stack,
+            &keys[0],
+            &[],
         ))
         .unwrap();
     assert!(!retired.contains(&keys[0]), "{retired:?}");

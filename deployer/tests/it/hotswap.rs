@@ -16,7 +16,7 @@ use crate::support::project_dir;
 
 /// A project of its own (stage files, templates, static files) with a
 /// prebuilt `bootstrap`: nothing is built, and its files can be edited.
-fn scratch_copy() -> tempfile::TempDir {
+pub(crate) fn scratch_copy() -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     for dir in ["stacks", "templates", "static"] {
         copy_dir(&project_dir().join(dir), &copy.path().join(dir));
@@ -39,7 +39,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The release `bootstrap` with `extra` bytes appended: it runs the same, but
 /// its zip (and so Lambda's `CodeSha256`) differs.
-fn bootstrap_variant(dir: &Path, extra: &str) -> PathBuf {
+pub(crate) fn bootstrap_variant(dir: &Path, extra: &str) -> PathBuf {
     let built = deployer::deploy::artifacts::build_bootstrap(
         &project_dir(),
         deployer::stage::Architecture::X86_64,
@@ -54,13 +54,13 @@ fn bootstrap_variant(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
-struct Function {
-    code_sha256: String,
+pub(crate) struct Function {
+    pub(crate) code_sha256: String,
     static_assets: String,
     hotswapped: Option<String>,
 }
 
-fn function(cloud: &Cloud, name: &str) -> Function {
+pub(crate) fn function(cloud: &Cloud, name: &str) -> Function {
     cloud.rt.block_on(async {
         let out = cloud
             .aws
@@ -109,7 +109,7 @@ fn stack_history(cloud: &Cloud) -> (Option<String>, usize) {
     })
 }
 
-fn sha_of(binary: &Path) -> String {
+pub(crate) fn sha_of(binary: &Path) -> String {
     code_sha256(
         &Artifact::from_binary(&std::fs::read(binary).unwrap())
             .unwrap()
