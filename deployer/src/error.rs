@@ -17,6 +17,8 @@ pub enum Error {
     #[error(transparent)]
     Deploy(#[from] DeployError),
     #[error(transparent)]
+    Logs(#[from] crate::deploy::logs::LogsError),
+    #[error(transparent)]
     LocalCloud(#[from] LocalCloudError),
     #[error(
         "no `stacks/` folder in `{}` or any parent; run `deployer` from the project root or pass `--project-dir`",
@@ -50,6 +52,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Deploy(e) => e.exit_code(),
+            Self::Logs(e) => e.exit_code(),
             Self::Stage(_)
             | Self::ProjectNotFound { .. }
             | Self::Write { .. }

@@ -4,6 +4,7 @@
 pub mod doctor;
 pub mod down;
 pub mod local;
+pub mod logs;
 pub mod plan;
 pub mod status;
 pub mod synth;

@@ -19,6 +19,7 @@ pub mod error;
 pub mod function;
 pub mod guard;
 pub mod hotswap;
+pub mod logs;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;

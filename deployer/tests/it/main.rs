@@ -10,6 +10,7 @@ mod e2e;
 mod faulty_proxy;
 mod hotswap;
 mod lint;
+mod logs;
 mod support;
 mod templates;
 mod web;
