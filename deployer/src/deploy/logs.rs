@@ -94,7 +94,7 @@ pub struct LogEvent {
 }
 
 impl LogEvent {
-    pub fn new(timestamp_ms: i64, log_stream: String, message: String, event_id: String) -> Self {
+    pub fn new(timestamp_ms: i64, log_stream: String, message: &str, event_id: String) -> Self {
         let message = message.trim_end().to_owned();
         Self {
             timestamp: rfc3339(timestamp_ms),
@@ -246,7 +246,7 @@ pub async fn read(
             events.push(LogEvent::new(
                 event.timestamp.unwrap_or_default(),
                 event.log_stream_name.unwrap_or_default(),
-                event.message.unwrap_or_default(),
+                event.message.as_deref().unwrap_or_default(),
                 event.event_id.unwrap_or_default(),
             ));
         }
