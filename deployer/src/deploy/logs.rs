@@ -339,9 +339,9 @@ mod tests {
     #[test]
     fn since_takes_seconds_minutes_hours_and_days() {
         assert_eq!(parse_since("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_since("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_since("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_since("1d").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_since("10m").unwrap(), Duration::from_mins(10));
+        assert_eq!(parse_since("2h").unwrap(), Duration::from_hours(2));
+        assert_eq!(parse_since("1d").unwrap(), Duration::from_hours(24));
         for bad in [
             "",
             "10",
@@ -376,14 +376,14 @@ mod tests {
         let app = LogEvent::new(
             0,
             "s".into(),
-            r#"{"log":"request","method":"GET","route":"/x","status":503,"latency_ms":1.5}"#.into(),
+            r#"{"log":"request","method":"GET","route":"/x","status":503,"latency_ms":1.5}"#,
             "1".into(),
         );
         assert_eq!(app.status(), Some(503));
         let report = LogEvent::new(
             0,
             "s".into(),
-            "REPORT RequestId: abc-1\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 512 MB\tMax Memory Used: 40 MB\tInit Duration: 87.65 ms\t\n".into(),
+            "REPORT RequestId: abc-1\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 512 MB\tMax Memory Used: 40 MB\tInit Duration: 87.65 ms\t\n",
             "2".into(),
         );
         assert_eq!(report.init_duration_ms(), Some(87.65));
@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(fields["lambda_request_id"], "abc-1");
         assert_eq!(fields["duration_ms"].as_f64(), Some(12.34));
         assert_eq!(fields["memory_size_mb"].as_f64(), Some(512.0));
-        let plain = LogEvent::new(0, "s".into(), "START RequestId: abc".into(), "3".into());
+        let plain = LogEvent::new(0, "s".into(), "START RequestId: abc", "3".into());
         assert!(plain.fields.is_none() && plain.init_duration_ms().is_none());
     }
 
@@ -400,12 +400,12 @@ mod tests {
         let event = LogEvent::new(
             0,
             "s".into(),
-            "{\"status\":404,\"route\":\"/a\\u001b[2J\"}".into(),
+            "{\"status\":404,\"route\":\"/a\\u001b[2J\"}",
             "1".into(),
         );
         let coloured = Shown::new(&event, true).to_string();
         assert!(coloured.starts_with("\x1b[2m1970-01-01T00:00:00.000Z\x1b[0m \x1b[33m"));
-        let hostile = LogEvent::new(0, "s".into(), "a\x1b[2Jb".into(), "2".into());
+        let hostile = LogEvent::new(0, "s".into(), "a\x1b[2Jb", "2".into());
         let plain = Shown::new(&hostile, false).to_string();
         assert!(
             !plain.contains('\x1b') && plain.ends_with("a\u{fffd}[2Jb"),
@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn polls_show_each_event_once() {
-        let event = |id: &str, ms| LogEvent::new(ms, "s".into(), id.into(), id.into());
+        let event = |id: &str, ms| LogEvent::new(ms, "s".into(), id, id.into());
         let mut unseen = Unseen::default();
         assert_eq!(unseen.next_start(5), 5);
         assert_eq!(

@@ -50,7 +50,7 @@ fn logs_show_the_apps_request_line_and_filter_it() {
     assert!(response.status >= 300, "{}", response.status);
 
     // Lambda's output reaches the logs a little later.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
     let (lines, line) = loop {
         let (lines, _) = log_lines(&cloud, &[]);
         if let Some(line) = request_line(&lines, &unique).cloned() {
