@@ -5,6 +5,7 @@
 //! serves the very same router with `axum::serve`. The binaries in
 //! `app/entry` call them with the page templates (`app/pages`).
 
+pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod entry;
@@ -84,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             pages::security_headers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            access_log::Sink::stdout(),
+            access_log::middleware,
         ))
         .with_state(state)
 }

@@ -73,6 +73,8 @@ pub struct Aws {
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub lambda: aws_sdk_lambda::Client,
+    /// CloudWatch Logs: the function's log group (`deployer logs`).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     pub s3: aws_sdk_s3::Client,
     pub s3control: aws_sdk_s3control::Client,
     pub sts: aws_sdk_sts::Client,
@@ -154,6 +156,7 @@ impl Aws {
             cognito: client!(aws_sdk_cognitoidentityprovider, "cognito-idp"),
             ddb: client!(aws_sdk_dynamodb, "dynamodb"),
             lambda: client!(aws_sdk_lambda, "lambda"),
+            logs: client!(aws_sdk_cloudwatchlogs, "logs"),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             s3control: client!(aws_sdk_s3control, "s3control"),
             sts: client!(aws_sdk_sts, "sts"),

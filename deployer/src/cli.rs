@@ -102,6 +102,8 @@ pub enum Command {
     Url,
     /// Print the stack status, outputs and last update.
     Status,
+    /// Print the stage function's logs (CloudWatch Logs), one line an event.
+    Logs(LogsArgs),
     /// Delete the stage; data is protected unless `--delete-data`.
     Down(DownArgs),
     /// List the stage's recorded deployments, newest first.
@@ -183,6 +185,19 @@ pub struct RollbackArgs {
     /// As for `up`: let the change replace or delete this stateful resource.
     #[arg(long = "allow-replace", value_name = "LOGICAL_ID")]
     pub allow_replace: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new events (polls every second); Ctrl-C stops.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How far back to start: `30s`, `10m`, `2h`, `1d`.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub since: String,
+    /// Only events containing TEXT (a literal term of a CloudWatch filter pattern).
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Args)]

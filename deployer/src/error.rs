@@ -18,6 +18,8 @@ pub enum Error {
     #[error(transparent)]
     Deploy(#[from] DeployError),
     #[error(transparent)]
+    Logs(#[from] crate::deploy::logs::LogsError),
+    #[error(transparent)]
     LocalCloud(#[from] LocalCloudError),
     #[error(transparent)]
     Ci(#[from] CiError),
@@ -54,6 +56,7 @@ impl Error {
         match self {
             Self::Deploy(e) => e.exit_code(),
             Self::Ci(e) => e.exit_code(),
+            Self::Logs(e) => e.exit_code(),
             Self::Stage(_)
             | Self::ProjectNotFound { .. }
             | Self::Write { .. }

@@ -88,6 +88,14 @@ impl Printer {
         }
     }
 
+    /// Whether results on stdout may be coloured: text output to a terminal,
+    /// unless `NO_COLOR`.
+    pub fn colour_results(&self) -> bool {
+        self.mode == OutputMode::Text
+            && std::io::stdout().is_terminal()
+            && crate::progress::colour_allowed()
+    }
+
     /// A warning (stderr), shown even with `--quiet`.
     pub fn warn(&self, message: impl Display) {
         eprintln!("warning: {message}");

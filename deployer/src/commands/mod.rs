@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod down;
 pub mod history;
 pub mod local;
+pub mod logs;
 pub mod plan;
 pub mod rollback;
 pub mod status;

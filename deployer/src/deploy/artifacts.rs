@@ -52,6 +52,8 @@ pub enum ArtifactError {
 #[derive(Debug, Clone)]
 pub struct Artifact {
     pub zip: Vec<u8>,
+    /// The size of the `bootstrap` in it.
+    pub unzipped_bytes: u64,
     pub sha256: String,
     /// `bootstrap/<sha256>.zip`
     pub key: String,
@@ -59,12 +61,13 @@ pub struct Artifact {
 
 impl Artifact {
     pub fn from_binary(binary: &[u8]) -> Result<Self, ArtifactError> {
-        Ok(Self::from_zip(deterministic_zip(binary)?))
+        Ok(Self::from_zip(deterministic_zip(binary)?, binary.len()))
     }
 
-    fn from_zip(zip: Vec<u8>) -> Self {
+    fn from_zip(zip: Vec<u8>, unzipped_bytes: usize) -> Self {
         let sha256 = sha256_hex(&zip);
         Self {
+            unzipped_bytes: u64::try_from(unzipped_bytes).unwrap_or(u64::MAX),
             key: format!("bootstrap/{sha256}.zip"),
             zip,
             sha256,
@@ -86,7 +89,7 @@ impl Artifact {
         if std::fs::read_to_string(&stamp).is_ok_and(|s| s == binary_sha)
             && let Ok(zip) = std::fs::read(&cache)
         {
-            return Ok(Self::from_zip(zip));
+            return Ok(Self::from_zip(zip, binary.len()));
         }
         check_glibc(binary_path, &binary)?;
         let artifact = Self::from_binary(&binary)?;
@@ -855,7 +858,12 @@ mod tests {
         std::fs::write(&binary, b"version one").unwrap();
         let first = Artifact::for_binary(&binary).unwrap();
         assert!(dir.path().join("bootstrap.deployer.zip").exists());
-        assert_eq!(Artifact::for_binary(&binary).unwrap().key, first.key);
+        let cached = Artifact::for_binary(&binary).unwrap();
+        assert_eq!(cached.key, first.key);
+        // The unzipped size is the binary's, from the cache too.
+        assert_eq!(first.unzipped_bytes, 11);
+        assert_eq!(cached.unzipped_bytes, 11);
+        assert_eq!(cached.zip.len(), first.zip.len());
         std::fs::write(&binary, b"version two").unwrap();
         let second = Artifact::for_binary(&binary).unwrap();
         assert_ne!(second.key, first.key);

@@ -14,22 +14,20 @@ pub async fn upload(session: &Session, artifact: &Artifact) -> Result<ArtifactRe
     let key = artifacts::code_key(&session.stack, artifact);
     let uploaded =
         artifacts::upload_if_missing(&session.aws, &bucket, &account, &key, &artifact.zip).await?;
-    if uploaded {
-        session.printer.info(format_args!(
-            "uploaded code {key} ({} bytes)",
-            artifact.zip.len()
-        ));
-    } else {
-        session
-            .printer
-            .detail(format_args!("code unchanged: {key}"));
-    }
-    Ok(ArtifactReport {
+    let report = ArtifactReport {
         key,
         bucket,
         owner: account,
         bytes: artifact.zip.len(),
+        unzipped_bytes: artifact.unzipped_bytes,
         uploaded,
         retired: Vec::new(),
-    })
+    };
+    let sizes = report.sizes();
+    if uploaded {
+        session.printer.info(format_args!("uploaded {sizes}"));
+    } else {
+        session.printer.info(format_args!("unchanged {sizes}"));
+    }
+    Ok(report)
 }

@@ -21,6 +21,7 @@ pub mod function;
 pub mod guard;
 pub mod history;
 pub mod hotswap;
+pub mod logs;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;

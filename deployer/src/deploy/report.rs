@@ -61,10 +61,41 @@ pub struct ArtifactReport {
     /// The account the artifacts bucket must belong to.
     #[serde(skip)]
     pub owner: String,
+    /// The zip's size.
     pub bytes: usize,
+    /// The `bootstrap`'s size, unzipped (what a cold start loads).
+    pub unzipped_bytes: u64,
     pub uploaded: bool,
     /// Older artifacts of the stack marked to expire (all but the newest ten).
     pub retired: Vec<String>,
+}
+
+impl ArtifactReport {
+    /// `code bootstrap/….zip: 5.1 MiB zipped, 16.0 MiB unzipped`.
+    pub fn sizes(&self) -> String {
+        format!(
+            "code {}: {} zipped, {} unzipped",
+            self.key,
+            human_bytes(u64::try_from(self.bytes).unwrap_or(u64::MAX)),
+            human_bytes(self.unzipped_bytes)
+        )
+    }
+}
+
+/// `812 B`, `14.2 KiB`, `5.1 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[allow(clippy::cast_precision_loss)] // one decimal shown
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// How long each step of `up` took, in milliseconds.
@@ -221,5 +252,31 @@ impl Stopwatch {
 
     pub fn millis(self) -> u64 {
         u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_bytes_and_binary_units() {
+        assert_eq!(human_bytes(812), "812 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 + 100 * 1024), "5.1 MiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        let report = ArtifactReport {
+            key: "bootstrap/a.zip".into(),
+            bytes: 2048,
+            unzipped_bytes: 16 * 1024 * 1024,
+            ..ArtifactReport::default()
+        };
+        assert_eq!(
+            report.sizes(),
+            "code bootstrap/a.zip: 2.0 KiB zipped, 16.0 MiB unzipped"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["bytes"], 2048);
+        assert_eq!(json["unzipped_bytes"], 16 * 1024 * 1024);
     }
 }

@@ -11,6 +11,7 @@ mod e2e;
 mod faulty_proxy;
 mod hotswap;
 mod lint;
+mod logs;
 mod rollback;
 mod support;
 mod templates;
