@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::deploy::error::DeployError;
 use crate::exit;
 use crate::localcloud::LocalCloudError;
+use crate::preview::PreviewError;
 use crate::stage::StageError;
 use crate::template::synth::SynthError;
 
@@ -18,6 +19,8 @@ pub enum Error {
     Deploy(#[from] DeployError),
     #[error(transparent)]
     LocalCloud(#[from] LocalCloudError),
+    #[error(transparent)]
+    Preview(#[from] PreviewError),
     #[error(
         "no `stacks/` folder in `{}` or any parent; run `deployer` from the project root or pass `--project-dir`",
         start.display()
@@ -55,6 +58,7 @@ impl Error {
             | Self::Write { .. }
             | Self::CurrentDir(_)
             | Self::Synth(_)
+            | Self::Preview(_)
             | Self::NotForStage(_) => exit::INVALID_INPUT,
             Self::LocalCloud(_) | Self::Runtime(_) | Self::Refused(_) => exit::DEPLOY_FAILED,
         }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod exit;
 pub mod localcloud;
 pub mod output;
+pub mod preview;
 pub mod progress;
 pub mod sdk_failure;
 pub mod source_watch;
@@ -47,6 +48,19 @@ impl Context {
     /// Reads the stage file of `name`; `--build-profile` overrides its
     /// `function.build_profile`.
     pub fn load_stage(&self, name: &str) -> Result<stage::Stage, Error> {
+        Ok(self.load_stage_file(name)?)
+    }
+
+    /// Every stage that has a readable, valid stage file.
+    pub fn stage_files(&self) -> Vec<stage::Stage> {
+        stage::existing_stages(&self.stacks_dir)
+            .iter()
+            .filter_map(|name| self.load_stage_file(name).ok())
+            .collect()
+    }
+
+    /// [`Context::load_stage`], with the stage file's own error.
+    pub fn load_stage_file(&self, name: &str) -> Result<stage::Stage, stage::StageError> {
         let mut stage = stage::Stage::load_in(&self.stacks_dir, &self.stacks_shown_as, name)?;
         if let Some(profile) = self.global.build_profile {
             stage.config = stage.config.with_build_profile(profile, &stage.path)?;
@@ -93,6 +107,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
             Command::Down(args) => commands::down::run(&context, args).await,
+            Command::Stages => commands::stages::run(&context).await,
             Command::Local(args) => commands::local::run(&context, args).await,
             Command::Doctor => Box::pin(commands::doctor::run(&context)).await,
         }

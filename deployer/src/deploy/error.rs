@@ -5,6 +5,8 @@ use crate::deploy::artifacts::ArtifactError;
 use crate::deploy::static_sync::AssetsError;
 use crate::emulator::EmulatorError;
 use crate::exit;
+use crate::preview::PreviewError;
+use crate::stage::StageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -16,6 +18,10 @@ pub enum DeployError {
     StaticSync(#[from] AssetsError),
     #[error(transparent)]
     Emulator(#[from] EmulatorError),
+    #[error(transparent)]
+    Preview(#[from] PreviewError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
     #[error("CloudFormation could not compute the changes for `{stack}`: {reason}")]
     ChangeSetFailed { stack: String, reason: String },
     #[error(
@@ -79,6 +85,8 @@ impl DeployError {
             | Self::StaticSync(AssetsError::Aws(e)) => e.exit_code(),
             Self::Artifact(ArtifactError::Architecture { .. } | ArtifactError::Read { .. })
             | Self::NeedsConfirmation { .. }
+            | Self::Preview(_)
+            | Self::Stage(_)
             | Self::IncompleteStatic { .. } => exit::INVALID_INPUT,
             Self::Emulator(e) => e.exit_code(),
             Self::WrongAccount { .. } | Self::AccountSettings(_) => exit::CREDENTIALS,

@@ -9,7 +9,9 @@
 //! losing data, and [`readopt`] brings a retained stage's data back into a
 //! new stack; [`stack`] reads stack state and events. [`hotswap`] is the
 //! inner loop's fast path: code and static files straight to the function,
-//! without a change set, when the template is unchanged.
+//! without a change set, when the template is unchanged. [`previews`] finds
+//! preview stages by their stack tags, lists every deployed stage and tears
+//! down the expired previews.
 
 pub mod apply;
 pub mod artifacts;
@@ -22,6 +24,7 @@ pub mod hotswap;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;
+pub mod previews;
 pub mod readopt;
 pub mod report;
 pub mod session;

@@ -10,6 +10,7 @@ mod e2e;
 mod faulty_proxy;
 mod hotswap;
 mod lint;
+mod preview;
 mod support;
 mod templates;
 mod web;
