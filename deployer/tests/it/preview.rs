@@ -33,7 +33,7 @@ fn run(cloud: &Cloud, stage: &str, now: &str, args: &[&str]) -> assert_cmd::Comm
     cmd
 }
 
-fn json(cmd: &mut assert_cmd::Command) -> Value {
+fn json(mut cmd: assert_cmd::Command) -> Value {
     let out = cmd.assert().success();
     let output = out.get_output();
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
