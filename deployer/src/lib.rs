@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             Command::Synth(args) => commands::synth::run(&context, args),
             Command::Plan => commands::plan::run(&context).await,
             Command::Up(args) => commands::up::run(&context, args).await,
-            Command::Watch => commands::watch::run(&context).await,
+            Command::Watch => Box::pin(commands::watch::run(&context)).await,
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
             Command::Down(args) => commands::down::run(&context, args).await,

@@ -119,9 +119,9 @@ impl FromStr for Ttl {
 
 impl fmt::Display for Ttl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.minutes % MINUTES_PER_DAY == 0 {
+        if self.minutes.is_multiple_of(MINUTES_PER_DAY) {
             write!(f, "{}d", self.minutes / MINUTES_PER_DAY)
-        } else if self.minutes % MINUTES_PER_HOUR == 0 {
+        } else if self.minutes.is_multiple_of(MINUTES_PER_HOUR) {
             write!(f, "{}h", self.minutes / MINUTES_PER_HOUR)
         } else {
             write!(f, "{}m", self.minutes)

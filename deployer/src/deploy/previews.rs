@@ -149,7 +149,7 @@ fn candidates<'a>(files: &'a [Stage], options: &SessionOptions) -> Vec<&'a Stage
     };
     let mut sorted: Vec<&Stage> = files.iter().collect();
     sorted.sort_by_key(|s| key(s));
-    sorted.dedup_by_key(|s| key(&**s));
+    sorted.dedup_by_key(|s| key(s));
     sorted
 }
 
