@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ci::Provider;
+use crate::preview::Ttl;
 use crate::stage::{BucketName, BuildProfile};
 use crate::template::synth::Format;
 
@@ -111,6 +112,9 @@ pub enum Command {
     /// Deploy an earlier recorded deployment again (template, code, static
     /// files) through a change set; data is protected as with `up`.
     Rollback(RollbackArgs),
+    /// List every deployed stage of the app in the account and region:
+    /// status, age, URL, and a preview's base and expiry.
+    Stages,
     /// Run the whole app on this machine in a local AWS emulator.
     Local(LocalArgs),
     /// Check the toolchain, credentials, account settings and local cloud:
@@ -174,6 +178,15 @@ pub struct UpArgs {
     /// instead of building one; it is checked and zipped as a build is.
     #[arg(long, value_name = "FILE")]
     pub bootstrap: Option<PathBuf>,
+    /// Make `--stage` a preview stage from this stage's file (for a name
+    /// without a file of its own, e.g. `--stage pr-42 --from dev`); its data
+    /// is never retained.
+    #[arg(long, value_name = "STAGE")]
+    pub from: Option<String>,
+    /// How long a preview stage lives: `30m`, `12h`, `7d` (1m to 90d;
+    /// default 7d when it is created, else its expiry is kept).
+    #[arg(long, value_name = "TTL", value_parser = |ttl: &str| ttl.parse::<Ttl>().map_err(|e| e.to_string()))]
+    pub ttl: Option<Ttl>,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +218,10 @@ pub struct DownArgs {
     /// Also delete photos: empty a bucket that still holds objects.
     #[arg(long)]
     pub delete_data: bool,
+    /// Delete every preview stage of the app whose expiry has passed (never
+    /// a stage with a file or a retained one), instead of `--stage`.
+    #[arg(long)]
+    pub expired: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use crate::ci::CiError;
 use crate::deploy::error::DeployError;
 use crate::exit;
 use crate::localcloud::LocalCloudError;
+use crate::preview::PreviewError;
 use crate::stage::StageError;
 use crate::template::synth::SynthError;
 
@@ -23,11 +24,15 @@ pub enum Error {
     LocalCloud(#[from] LocalCloudError),
     #[error(transparent)]
     Ci(#[from] CiError),
+    #[error(transparent)]
+    Preview(#[from] PreviewError),
     #[error(
         "no `stacks/` folder in `{}` or any parent; run `deployer` from the project root or pass `--project-dir`",
         start.display()
     )]
-    ProjectNotFound { start: PathBuf },
+    ProjectNotFound {
+        start: PathBuf,
+    },
     #[error("cannot write `{}`: {source}; check the folder exists and is writable", path.display())]
     Write {
         path: PathBuf,
@@ -62,6 +67,7 @@ impl Error {
             | Self::Write { .. }
             | Self::CurrentDir(_)
             | Self::Synth(_)
+            | Self::Preview(_)
             | Self::NotForStage(_) => exit::INVALID_INPUT,
             Self::LocalCloud(_) | Self::Runtime(_) | Self::Refused(_) => exit::DEPLOY_FAILED,
         }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod exit;
 pub mod localcloud;
 pub mod output;
+pub mod preview;
 pub mod progress;
 pub mod sdk_failure;
 pub mod source_watch;
@@ -48,6 +49,19 @@ impl Context {
     /// Reads the stage file of `name`; `--build-profile` overrides its
     /// `function.build_profile`.
     pub fn load_stage(&self, name: &str) -> Result<stage::Stage, Error> {
+        Ok(self.load_stage_file(name)?)
+    }
+
+    /// Every stage that has a readable, valid stage file.
+    pub fn stage_files(&self) -> Vec<stage::Stage> {
+        stage::existing_stages(&self.stacks_dir)
+            .iter()
+            .filter_map(|name| self.load_stage_file(name).ok())
+            .collect()
+    }
+
+    /// [`Context::load_stage`], with the stage file's own error.
+    pub fn load_stage_file(&self, name: &str) -> Result<stage::Stage, stage::StageError> {
         let mut stage = stage::Stage::load_in(&self.stacks_dir, &self.stacks_shown_as, name)?;
         if let Some(profile) = self.global.build_profile {
             stage.config = stage.config.with_build_profile(profile, &stage.path)?;
@@ -93,13 +107,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             Command::Synth(args) => commands::synth::run(&context, args),
             Command::Plan => commands::plan::run(&context).await,
             Command::Up(args) => commands::up::run(&context, args).await,
-            Command::Watch => commands::watch::run(&context).await,
+            Command::Watch => Box::pin(commands::watch::run(&context)).await,
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
             Command::Logs(args) => commands::logs::run(&context, args).await,
             Command::Down(args) => commands::down::run(&context, args).await,
             Command::History => commands::history::run(&context).await,
             Command::Rollback(args) => commands::rollback::run(&context, args).await,
+            Command::Stages => commands::stages::run(&context).await,
             Command::Local(args) => commands::local::run(&context, args).await,
             Command::Doctor => Box::pin(commands::doctor::run(&context)).await,
             Command::Ci(args) => commands::ci::run(&context, args),

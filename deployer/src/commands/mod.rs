@@ -9,20 +9,59 @@ pub mod local;
 pub mod logs;
 pub mod plan;
 pub mod rollback;
+pub mod stages;
 pub mod status;
 pub mod synth;
 pub mod up;
 pub mod url;
 pub mod watch;
 
+use crate::deploy::previews;
 use crate::deploy::session::{Session, SessionOptions};
+use crate::preview::{self, PreviewError, Ttl};
+use crate::stage::{StageError, StageName};
 use crate::{Context, Error};
 
 /// The session of the stage the global options name: the stage file is read
 /// and validated first, so a bad one never reaches AWS.
 pub async fn open_session(context: &Context) -> Result<Session, Error> {
-    let stage = context.load_stage(&context.global.stage)?;
-    Ok(Session::open(stage, &session_options(context), context.printer).await?)
+    open_stage(context, &session_options(context), None, None).await
+}
+
+/// The session of `--stage`: its own stage file; else a preview stage made
+/// `from` another stage's file, or found through its stack's `deployer:base`
+/// tag. `ttl` sets a preview's expiry anew.
+pub async fn open_stage(
+    context: &Context,
+    options: &SessionOptions,
+    from: Option<&str>,
+    ttl: Option<Ttl>,
+) -> Result<Session, Error> {
+    let name = StageName::parse(&context.global.stage)?;
+    let printer = context.printer;
+    match (context.load_stage_file(name.as_str()), from) {
+        (Ok(stage), Some(_)) => Err(PreviewError::HasOwnFile {
+            stage: name.to_string(),
+            path: stage.path,
+        }
+        .into()),
+        (Ok(stage), None) if ttl.is_some() => Err(PreviewError::TtlWithoutPreview {
+            stage: name.to_string(),
+            path: stage.path,
+        }
+        .into()),
+        (Ok(stage), None) => Ok(Session::open(stage, options, printer).await?),
+        (Err(StageError::NotFound { .. }), Some(base)) => {
+            let base = context.load_stage_file(base)?;
+            let (stage, notes) = preview::derive(&base, name);
+            Ok(previews::open_preview(stage, base.name, notes, ttl, options, printer).await?)
+        }
+        (Err(StageError::NotFound { .. }), None) => {
+            let files = context.stage_files();
+            Ok(previews::open_found(&name, &files, ttl, options, printer).await?)
+        }
+        (Err(err), _) => Err(err.into()),
+    }
 }
 
 /// Region, profile, endpoint and `--yes` from the global options.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::open_session;
 use crate::deploy::function;
 use crate::deploy::stack::StackInfo;
+use crate::preview::Preview;
 use crate::{Context, Error};
 
 #[derive(Debug, Serialize)]
@@ -17,6 +18,9 @@ struct StatusReport {
     /// Set while `up --hotswap` has left the function drifted from the stack.
     #[serde(skip_serializing_if = "Option::is_none")]
     hotswapped: Option<String>,
+    /// A preview stage's base and expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preview: Option<Preview>,
     #[serde(flatten)]
     stack: StackInfo,
 }
@@ -41,6 +45,13 @@ impl fmt::Display for StatusReport {
                 self.stage
             )?;
         }
+        if let Some(preview) = &self.preview {
+            let expires = preview.expires.map_or_else(
+                || "never (no readable expiry tag)".to_owned(),
+                |e| e.to_string(),
+            );
+            writeln!(f, "preview of   {}, expires {expires}", preview.base)?;
+        }
         if s.termination_protection {
             writeln!(f, "termination protection on")?;
         }
@@ -64,6 +75,7 @@ pub async fn run(context: &Context) -> Result<ExitCode, Error> {
         stage: session.stage.name.to_string(),
         target: session.aws.target(),
         hotswapped,
+        preview: session.preview.clone(),
         stack,
     });
     Ok(ExitCode::SUCCESS)

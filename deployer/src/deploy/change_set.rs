@@ -443,15 +443,20 @@ pub async fn body_source(
     Ok(TemplateSource::Url(url))
 }
 
-/// The stack's tags: which app and stage it is.
+/// The stack's tags: which app and stage it is, and for a preview its base
+/// and expiry (given on every change set, so an update never drops them).
 pub fn stack_tags(session: &Session) -> Vec<(String, String)> {
-    vec![
+    let mut tags = vec![
         (
             "deployer:app".to_owned(),
             session.stage.config.app.to_string(),
         ),
         ("deployer:stage".to_owned(), session.stage.name.to_string()),
-    ]
+    ];
+    if let Some(preview) = &session.preview {
+        tags.extend(preview.tags());
+    }
+    tags
 }
 
 /// Splits a change set's changes into direct ones and those that only follow

@@ -6,6 +6,8 @@ use crate::deploy::history::HistoryError;
 use crate::deploy::static_sync::AssetsError;
 use crate::emulator::EmulatorError;
 use crate::exit;
+use crate::preview::PreviewError;
+use crate::stage::StageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -19,6 +21,10 @@ pub enum DeployError {
     Emulator(#[from] EmulatorError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error(transparent)]
+    Preview(#[from] PreviewError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
     #[error("CloudFormation could not compute the changes for `{stack}`: {reason}")]
     ChangeSetFailed { stack: String, reason: String },
     #[error(
@@ -82,6 +88,8 @@ impl DeployError {
             | Self::StaticSync(AssetsError::Aws(e)) => e.exit_code(),
             Self::Artifact(ArtifactError::Architecture { .. } | ArtifactError::Read { .. })
             | Self::NeedsConfirmation { .. }
+            | Self::Preview(_)
+            | Self::Stage(_)
             | Self::IncompleteStatic { .. } => exit::INVALID_INPUT,
             Self::Emulator(e) => e.exit_code(),
             Self::History(e) => e.exit_code(),

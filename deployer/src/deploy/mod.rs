@@ -11,6 +11,8 @@
 //! inner loop's fast path: code and static files straight to the function,
 //! without a change set, when the template is unchanged. [`history`] records
 //! every deployment in the artifacts bucket; [`rollback`] redeploys one.
+//! [`previews`] finds preview stages by their stack tags, lists every
+//! deployed stage and tears down the expired previews.
 
 pub mod apply;
 pub mod artifacts;
@@ -25,6 +27,7 @@ pub mod logs;
 pub mod pipeline;
 pub mod preflight;
 pub mod prepare;
+pub mod previews;
 pub mod readopt;
 pub mod report;
 pub mod rollback;

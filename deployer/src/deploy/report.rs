@@ -12,6 +12,7 @@ use crate::deploy::guard::{self, AtRisk};
 use crate::deploy::stack::StackStatus;
 use crate::deploy::static_sync::SyncReport;
 use crate::output::Printer;
+use crate::preview::Preview;
 
 /// What `up` did.
 #[derive(Debug, Serialize)]
@@ -38,6 +39,9 @@ pub struct UpReport {
     /// A function that `up --hotswap` had left drifted from the stack was
     /// made to match it again.
     pub reconciled: bool,
+    /// A preview stage's base, expiry and what it does not take from the base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Preview>,
     pub artifact: ArtifactReport,
     #[serde(rename = "static")]
     pub static_files: SyncReport,

@@ -6,6 +6,7 @@ use crate::deploy::artifacts;
 use crate::deploy::error::DeployError;
 use crate::deploy::stack::{self, StackInfo};
 use crate::output::{Answer, Printer};
+use crate::preview::Preview;
 use crate::stage::{BucketName, Stage};
 use crate::template::composition::Target;
 
@@ -39,6 +40,9 @@ pub struct Session {
     pub allow_replace: Vec<String>,
     /// A named artifacts bucket (flag or stage file); `None`: the default name.
     pub artifacts_bucket: Option<String>,
+    /// Set for a preview stage (`up --from`): its base and expiry, written
+    /// into the stack's tags by every change set.
+    pub preview: Option<Preview>,
 }
 
 impl Session {
@@ -89,6 +93,7 @@ impl Session {
             assume_yes: options.assume_yes,
             allow_replace: options.allow_replace.clone(),
             artifacts_bucket,
+            preview: None,
         })
     }
 

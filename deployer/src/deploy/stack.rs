@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError, ErrorKind};
+use crate::preview::Timestamp;
 
 /// A stack status as CloudFormation names it, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,12 @@ pub struct StackInfo {
     pub parameters: BTreeMap<String, String>,
     pub last_updated: Option<String>,
     pub termination_protection: bool,
+    /// The stack's tags (`deployer:app`, `deployer:stage`, a preview's).
+    #[serde(skip)]
+    pub tags: BTreeMap<String, String>,
+    /// When the stack was created, to the second.
+    #[serde(skip)]
+    pub created: Option<Timestamp>,
 }
 
 impl StackInfo {
@@ -196,16 +203,22 @@ pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>, AwsErr
     let Some(stack) = output.stacks.unwrap_or_default().into_iter().next() else {
         return Ok(None);
     };
+    let info = info_of(&stack, name);
+    if info.status == StackStatus::DeleteComplete {
+        return Ok(None);
+    }
+    Ok(Some(info))
+}
+
+/// What CloudFormation said of one stack; `name` when it did not say its name.
+pub fn info_of(stack: &aws_sdk_cloudformation::types::Stack, name: &str) -> StackInfo {
     let status = stack
         .stack_status
         .as_ref()
         .map_or(StackStatus::Other("UNKNOWN".to_owned()), |s| {
             StackStatus::parse(s.as_str())
         });
-    if status == StackStatus::DeleteComplete {
-        return Ok(None);
-    }
-    Ok(Some(StackInfo {
+    StackInfo {
         id: stack.stack_id.clone().unwrap_or_default(),
         name: stack.stack_name.clone().unwrap_or_else(|| name.to_owned()),
         status,
@@ -225,7 +238,13 @@ pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>, AwsErr
             .or(stack.creation_time)
             .map(|t| t.to_string()),
         termination_protection: stack.enable_termination_protection.unwrap_or(false),
-    }))
+        tags: stack
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key.clone()?, t.value.clone()?)))
+            .collect(),
+        created: stack.creation_time.map(Timestamp::from),
+    }
 }
 
 pub async fn delete_stack(aws: &Aws, stack: &str) -> Result<(), AwsError> {

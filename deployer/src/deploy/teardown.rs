@@ -184,7 +184,7 @@ pub const RETAIN_POLICIES: [&str; 2] = ["Retain", "RetainExceptOnCreate"];
 
 /// Logical ids whose `DeletionPolicy` keeps them (`Retain`,
 /// `RetainExceptOnCreate`) in the deployed template.
-async fn retained_logical_ids(
+pub async fn retained_logical_ids(
     session: &Session,
     stack_id: &str,
 ) -> Result<Vec<String>, DeployError> {

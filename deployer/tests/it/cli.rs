@@ -10,7 +10,8 @@ fn help_lists_every_subcommand() {
     let out = deployer().arg("--help").assert().success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     for sub in [
-        "synth", "plan", "up", "url", "status", "down", "local", "history", "rollback",
+        "synth", "plan", "up", "url", "status", "logs", "down", "stages", "local", "history",
+        "rollback", "watch", "doctor", "ci",
     ] {
         assert!(
             text.lines()
@@ -208,4 +209,88 @@ fn rollback_takes_an_id_and_allow_replace() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--to"));
+}
+
+#[test]
+fn a_preview_with_a_bad_name_or_ttl_exits_2_before_aws() {
+    deployer()
+        .args(["up", "--stage", "PR_42", "--from", "dev"])
+        .env("CI", "true")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stage name `PR_42` is not valid"));
+    deployer()
+        .args([
+            "up",
+            "--stage",
+            "pr-42-with-a-name-too-long",
+            "--from",
+            "dev",
+        ])
+        .env("CI", "true")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("1 to 20 lowercase letters"));
+    for (ttl, why) in [
+        ("0m", "shorter than a minute"),
+        ("91d", "longer than 90 days"),
+        ("7w", "does not end in a unit"),
+    ] {
+        deployer()
+            .args(["up", "--stage", "pr-42", "--from", "dev", "--ttl", ttl])
+            .env("CI", "true")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(why))
+            .stderr(predicate::str::contains("from 1m to 90d"));
+    }
+    deployer()
+        .args(["up", "--stage", "pr-42", "--from", "qa"])
+        .env("CI", "true")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stage `qa` has no stage file"));
+}
+
+#[test]
+fn from_on_a_stage_with_its_own_file_exits_2() {
+    let out = deployer()
+        .args(["up", "--stage", "prod", "--from", "dev", "--output", "json"])
+        .env("CI", "true")
+        .assert()
+        .code(2);
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("stage `prod` has its own stage file `stacks/prod.yaml`"),
+        "{message}"
+    );
+    deployer()
+        .args(["up", "--stage", "dev", "--ttl", "1d"])
+        .env("CI", "true")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`--ttl` is for preview stages"));
+}
+
+#[test]
+fn down_expired_without_yes_in_ci_exits_2_and_a_bad_clock_too() {
+    deployer()
+        .args(["down", "--expired"])
+        .env("CI", "true")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "deleting expired preview stages needs confirmation",
+        ))
+        .stderr(predicate::str::contains("--yes"));
+    deployer()
+        .arg("stages")
+        .env("CI", "true")
+        .env("DEPLOYER_NOW", "yesterday")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`DEPLOYER_NOW=yesterday` is not an RFC 3339 time",
+        ));
 }

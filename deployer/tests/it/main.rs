@@ -12,6 +12,7 @@ mod faulty_proxy;
 mod hotswap;
 mod lint;
 mod logs;
+mod preview;
 mod rollback;
 mod support;
 mod templates;
