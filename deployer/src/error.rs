@@ -30,9 +30,7 @@ pub enum Error {
         "no `stacks/` folder in `{}` or any parent; run `deployer` from the project root or pass `--project-dir`",
         start.display()
     )]
-    ProjectNotFound {
-        start: PathBuf,
-    },
+    ProjectNotFound { start: PathBuf },
     #[error("cannot write `{}`: {source}; check the folder exists and is writable", path.display())]
     Write {
         path: PathBuf,

@@ -225,7 +225,11 @@ impl<'a> Store<'a> {
                 page.contents()
                     .iter()
                     .filter_map(|o| o.key())
-                    .filter(|k| k.ends_with(".json"))
+                    .filter(|k| {
+                        std::path::Path::new(k)
+                            .extension()
+                            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+                    })
                     .map(str::to_owned),
             );
             token = page.next_continuation_token().map(str::to_owned);

@@ -154,29 +154,8 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
 
     let watch = Stopwatch::start();
     let bucket_name = stack_outputs::bucket(&stack)?;
-    let mut static_files = static_sync::publish(&session.aws, &bucket_name, &prepared.site).await?;
-    let manifest = prepared.site.manifest.to_string();
-    let linked = function.environment.get(env::STATIC_ASSETS);
-    let static_assets_linked = linked != Some(&manifest);
-    if static_assets_linked {
-        session.printer.info(format_args!(
-            "linking function `{}` to the new static files",
-            function.name
-        ));
-        let mut environment = function.environment.clone();
-        environment.insert(env::STATIC_ASSETS.to_owned(), manifest);
-        function::update_environment(session, &function, &environment).await?;
-        let replaced = linked.and_then(|text| contract::assets::Manifest::parse(text).ok());
-        let kept = history::kept_or_empty(&store, &session.printer).await;
-        static_files.deleted = static_sync::prune(
-            &session.aws,
-            &bucket_name,
-            &prepared.site,
-            replaced.as_ref(),
-            &kept.manifests,
-        )
-        .await?;
-    }
+    let (static_files, static_assets_linked) =
+        publish_and_link(session, prepared, &function, &store, &bucket_name).await?;
     let static_ms = watch.millis();
 
     let up_to_date = code.is_none() && !static_assets_linked;
@@ -217,6 +196,43 @@ pub async fn hotswap(session: &Session, prepared: &Prepared) -> Result<Outcome, 
             total: total.millis() + prepared.build_ms,
         },
     })))
+}
+
+/// Uploads the static files the function does not have yet and, when the
+/// set changed, links the function to them (`STATIC_ASSETS`) and prunes what
+/// neither the new, the replaced nor a kept (rollback) manifest names.
+/// Returns the sync and whether the function was relinked.
+async fn publish_and_link(
+    session: &Session,
+    prepared: &Prepared,
+    function: &Function,
+    store: &Store<'_>,
+    bucket_name: &str,
+) -> Result<(SyncReport, bool), DeployError> {
+    let mut static_files = static_sync::publish(&session.aws, bucket_name, &prepared.site).await?;
+    let manifest = prepared.site.manifest.to_string();
+    let linked = function.environment.get(env::STATIC_ASSETS);
+    let static_assets_linked = linked != Some(&manifest);
+    if static_assets_linked {
+        session.printer.info(format_args!(
+            "linking function `{}` to the new static files",
+            function.name
+        ));
+        let mut environment = function.environment.clone();
+        environment.insert(env::STATIC_ASSETS.to_owned(), manifest);
+        function::update_environment(session, function, &environment).await?;
+        let replaced = linked.and_then(|text| contract::assets::Manifest::parse(text).ok());
+        let kept = history::kept_or_empty(store, &session.printer).await;
+        static_files.deleted = static_sync::prune(
+            &session.aws,
+            bucket_name,
+            &prepared.site,
+            replaced.as_ref(),
+            &kept.manifests,
+        )
+        .await?;
+    }
+    Ok((static_files, static_assets_linked))
 }
 
 fn needs(reason: String) -> Outcome {

@@ -105,18 +105,8 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     let kept = history::kept_or_empty(&store, &session.printer).await;
     let changed = !applied.up_to_date || reconciled;
     let deployment = if changed {
-        let deployed = Deployed {
-            kind: Kind::Up,
-            stage: session.stage.name.as_str(),
-            code_key: &artifact.key,
-            code_sha256: &prepared.artifact.sha256,
-            template_body: &prepared.template.body(),
-            manifest: &prepared.site.manifest,
-            commit: prepared.commit.clone(),
-            rolled_back_to: None,
-        };
         artifact.retired = retire(session, &artifact, &kept).await?;
-        history::record(&store, &session.printer, &deployed).await
+        record(session, prepared, &store, &artifact.key).await
     } else {
         None
     };
@@ -150,6 +140,27 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         static_files,
         timings_ms: timings,
     })
+}
+
+/// Records a deploy that changed the stage in the history; `None` when the
+/// record could not be written (a warning; the deploy stands).
+async fn record(
+    session: &Session,
+    prepared: &Prepared,
+    store: &Store<'_>,
+    code_key: &str,
+) -> Option<String> {
+    let deployed = Deployed {
+        kind: Kind::Up,
+        stage: session.stage.name.as_str(),
+        code_key,
+        code_sha256: &prepared.artifact.sha256,
+        template_body: &prepared.template.body(),
+        manifest: &prepared.site.manifest,
+        commit: prepared.commit.clone(),
+        rolled_back_to: None,
+    };
+    history::record(store, &session.printer, &deployed).await
 }
 
 /// After a deploy that changed the stage: `code` is written anew and the

@@ -16,7 +16,7 @@ use crate::hotswap::{bootstrap_variant, function, scratch_copy, sha_of};
 fn restyle(project: &std::path::Path, mark: &str) {
     let css = project.join("static/css/site.css");
     let mut text = std::fs::read_to_string(&css).unwrap();
-    text.push_str(&format!("\n/* {mark} */\n"));
+    text = format!("{text}\n/* {mark} */\n");
     std::fs::write(&css, text).unwrap();
 }
 
