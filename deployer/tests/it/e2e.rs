@@ -1582,13 +1582,32 @@ fn static_files_are_versioned_and_outlive_the_deploy_that_replaces_them() {
     );
     assert!(head(&app_js(&v1)).is_some(), "the replaced app.js is gone");
 
-    // The deploy after that removes what only the first one linked to.
+    // The deploy after that keeps what the first one linked to (a rollback
+    // target of the history) and removes what no deployment names.
+    let stray = "static/js/stray.0123abcd.js";
+    cloud
+        .rt
+        .block_on(
+            cloud
+                .aws
+                .s3
+                .put_object()
+                .bucket(&bucket)
+                .key(stray)
+                .body(b"// no deployment names me\n".to_vec().into())
+                .send(),
+        )
+        .unwrap();
     std::fs::write(copy.path().join("js/app.js"), "// third\n").unwrap();
     let (third, v3) = deploy();
     assert_eq!(third.static_files.deleted, 1, "{:?}", third.static_files);
     assert!(
-        head(&app_js(&v1)).is_none(),
-        "app.js of two deploys ago is still there"
+        head(stray).is_none(),
+        "a file no deployment names is still there"
+    );
+    assert!(
+        head(&app_js(&v1)).is_some(),
+        "app.js of two deploys ago (a rollback target) is gone"
     );
     assert!(head(&app_js(&v2)).is_some());
     assert!(head(&app_js(&v3)).is_some());
