@@ -257,9 +257,19 @@ struct Watch {
 impl Watch {
     fn start(project: &Path, endpoint: &str, log: &Path) -> Self {
         let file = std::fs::File::create(log).unwrap();
-        let child = deployer(project, endpoint)
+        // Not quiet: each return to watching is a line of the log.
+        let cmd = deployer(project, endpoint);
+        let args: Vec<_> = cmd
+            .get_args()
+            .filter(|a| *a != "-q")
+            .map(std::ffi::OsStr::to_owned)
+            .collect();
+        let child = Command::new(cmd.get_program())
+            .current_dir(project)
+            .args(args)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env("CI", "true")
             .arg("watch")
-            .arg("-v")
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .stdin(Stdio::null())
