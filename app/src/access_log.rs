@@ -1,17 +1,15 @@
 //! One structured JSON line per request, written to stdout (on Lambda it
-//! reaches CloudWatch Logs; `deployer logs` parses it): method, path, status,
-//! latency and the request id. Never a query string, a cookie, a token or any
-//! header's value: the path is the request's path alone, and JSON escapes
-//! control characters in it.
-//!
-//! `route` is the path, not the matched pattern: the app's axum is built
-//! without `matched-path`.
+//! reaches CloudWatch Logs; `deployer logs` parses it): method, route (the
+//! matched pattern, such as `/photos/{id}`, so lines group by page), path,
+//! status, latency and the request id. Never a query string, a cookie, a
+//! token or any header's value: the path is the request's path alone, and JSON
+//! escapes control characters in it.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
@@ -48,7 +46,10 @@ impl Sink {
 pub struct AccessLine<'a> {
     pub log: &'static str,
     pub method: &'a str,
+    /// The route pattern that matched (`/photos/{id}`), or [`UNMATCHED`].
     pub route: &'a str,
+    /// The request's path, without its query string.
+    pub path: &'a str,
     pub status: u16,
     pub latency_ms: f64,
     /// API Gateway's request id (the client's `x-amzn-RequestId`), else the
@@ -60,12 +61,19 @@ pub struct AccessLine<'a> {
     pub lambda_request_id: Option<String>,
 }
 
+/// The route of a request that matched none (answered by the 404 page).
+pub const UNMATCHED: &str = "(none)";
+
 /// The middleware: times the request and writes its line to `sink`.
 pub async fn middleware(State(sink): State<Sink>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request.uri().path().to_owned();
+    let path = request.uri().path().to_owned();
     let extensions = request.extensions();
+    let route = extensions
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str)
+        .to_owned();
     let request_id = extensions
         .get::<RequestContext>()
         .and_then(|context| match context {
@@ -89,6 +97,7 @@ pub async fn middleware(State(sink): State<Sink>, request: Request, next: Next) 
         log: "request",
         method: &method,
         route: &route,
+        path: &path,
         status: response.status().as_u16(),
         latency_ms: (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         request_id,
@@ -147,7 +156,8 @@ mod tests {
         let fields: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(fields["log"], "request");
         assert_eq!(fields["method"], "GET");
-        assert_eq!(fields["route"], "/photos/01ABC");
+        assert_eq!(fields["route"], "/photos/{id}");
+        assert_eq!(fields["path"], "/photos/01ABC");
         assert_eq!(fields["status"], 418);
         assert_eq!(fields["request_id"], "req-1234");
         assert!(fields["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
@@ -167,8 +177,24 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert!(!lines[0].contains('\n'));
         let fields: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
-        assert_eq!(fields["route"], "/photos/%0A%22x");
+        assert_eq!(fields["route"], "/photos/{id}");
+        assert_eq!(fields["path"], "/photos/%0A%22x");
         assert_eq!(fields["status"], 418);
+    }
+
+    #[tokio::test]
+    async fn a_request_no_route_matches_is_logged_with_its_path() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let request = axum::http::Request::get("/no/such/page")
+            .body(Body::empty())
+            .unwrap();
+        let response = app(&lines).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let lines = lines.lock().unwrap();
+        let fields: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(fields["route"], UNMATCHED);
+        assert_eq!(fields["path"], "/no/such/page");
+        assert_eq!(fields["status"], 404);
     }
 
     #[test]
@@ -176,7 +202,8 @@ mod tests {
         let line = AccessLine {
             log: "request",
             method: "GET",
-            route: "/a\nb\u{1b}[31m",
+            route: "/a",
+            path: "/a\nb\u{1b}[31m",
             status: 200,
             latency_ms: 1.0,
             request_id: None,

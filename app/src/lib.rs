@@ -39,7 +39,7 @@ async fn health(
 /// The application: every route of CloudAlbum.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route(contract::routes::HEALTH, get(health))
         .route("/", get(photo_pages::album))
         .route("/signin", get(account::signin_page).post(account::signin))
         .route("/signup", get(account::signup_page).post(account::signup))

@@ -72,6 +72,13 @@ pub mod prefix {
 }
 
 /// The stack's outputs.
+/// Paths of the app that the deployer requests too.
+pub mod routes {
+    /// Answers `{"status":"ok","stage":…}` without touching a table or a
+    /// bucket: `up` invokes it once after a deploy (the first request).
+    pub const HEALTH: &str = "/health";
+}
+
 pub mod outputs {
     pub const API_URL: &str = "ApiUrl";
     pub const STATIC_URL: &str = "StaticUrl";

@@ -18,11 +18,20 @@
 //! - **Bucket ownership**: the emulator ignores `OwnershipControls` in the
 //!   template, so public-read ACLs on `static/` fail until the same setting is
 //!   applied through the S3 API ([`after_deploy`]).
+//! - **Live tail's host**: on AWS, `StartLiveTail` goes to the `stream-` host
+//!   of the Logs endpoint (the SDK puts the prefix in front of the host); an
+//!   endpoint on an IP address cannot take one ([`NoHostPrefix`]).
+//! - **Live tail's content**: the emulator's live tail carries what
+//!   `PutLogEvents` writes, not the function's output, so `logs --follow`
+//!   reads instead there ([`live_tail_shows_function_output`]).
 //!
 //! Template choices that are equally right on AWS (RCU/WCU as literal numbers,
 //! the token issuer built with `Fn::Sub`) are not differences and live in the
 //! template itself.
 
+use aws_sdk_cloudwatchlogs::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_cloudwatchlogs::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_cloudwatchlogs::error::BoxError;
 use aws_sdk_s3::config::Credentials;
 use contract::{env, prefix};
 
@@ -82,6 +91,45 @@ pub fn has_s3_control(endpoint: Option<&str>) -> bool {
 /// virtual-hosted names under an IP address or `localhost` do not resolve.
 pub fn s3_path_style(endpoint: Option<&str>) -> bool {
     endpoint.is_some()
+}
+
+/// Whether a live tail of the function's log group shows what the function
+/// prints: on AWS it does; the emulator writes the function's output into
+/// the log group without passing it to live tail sessions (only
+/// `PutLogEvents` reaches them).
+pub fn live_tail_shows_function_output(endpoint: Option<&str>) -> bool {
+    endpoint.is_none()
+}
+
+/// Takes the host prefix an operation puts in front of the endpoint's host
+/// (`stream-127.0.0.1`) off again, before the request is signed.
+#[derive(Debug)]
+pub struct NoHostPrefix(pub &'static str);
+
+impl Intercept for NoHostPrefix {
+    fn name(&self) -> &'static str {
+        "NoHostPrefix"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        if let Some(uri) = without_host_prefix(request.uri(), self.0) {
+            request.set_uri(uri)?;
+        }
+        Ok(())
+    }
+}
+
+/// `uri` without `prefix` at the start of its host; `None` if it has none.
+pub fn without_host_prefix(uri: &str, prefix: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let rest = rest.strip_prefix(prefix)?;
+    Some(format!("{scheme}://{rest}"))
 }
 
 /// The emulator does not hand its endpoint to functions: tell the SDK in the
@@ -182,5 +230,18 @@ mod tests {
         assert!(stand_in_credentials(local, None, true).is_none());
         assert!(stand_in_credentials(None, None, false).is_none());
         assert!(stand_in_credentials(Some("https://example.com"), None, false).is_none());
+    }
+
+    #[test]
+    fn a_host_prefix_is_taken_off_the_endpoint_again() {
+        assert_eq!(
+            without_host_prefix("http://stream-127.0.0.1:4566/?x=1", "stream-").as_deref(),
+            Some("http://127.0.0.1:4566/?x=1")
+        );
+        assert_eq!(
+            without_host_prefix("http://127.0.0.1:4566/", "stream-"),
+            None
+        );
+        assert_eq!(without_host_prefix("no scheme", "stream-"), None);
     }
 }

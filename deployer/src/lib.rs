@@ -110,7 +110,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             Command::Watch => Box::pin(commands::watch::run(&context)).await,
             Command::Url => commands::url::run(&context).await,
             Command::Status => commands::status::run(&context).await,
-            Command::Logs(args) => commands::logs::run(&context, args).await,
+            Command::Logs(args) => Box::pin(commands::logs::run(&context, args)).await,
             Command::Down(args) => commands::down::run(&context, args).await,
             Command::History => commands::history::run(&context).await,
             Command::Rollback(args) => commands::rollback::run(&context, args).await,

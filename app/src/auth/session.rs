@@ -314,7 +314,10 @@ fn is_navigation(request: &Request) -> bool {
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|a| a.contains("text/html") || a.contains("*/*"));
-    request.method() == Method::GET && document && wants_html && request.uri().path() != "/health"
+    request.method() == Method::GET
+        && document
+        && wants_html
+        && request.uri().path() != contract::routes::HEALTH
 }
 
 /// Who may refresh now: one refresh token at most once per
@@ -492,7 +495,11 @@ mod tests {
             &[("accept", "text/html,*/*"), ("sec-fetch-dest", "document")]
         )));
         assert!(!is_navigation(&request("POST", "/photos", &[])));
-        assert!(!is_navigation(&request("GET", "/health", &[])));
+        assert!(!is_navigation(&request(
+            "GET",
+            contract::routes::HEALTH,
+            &[]
+        )));
         assert!(!is_navigation(&request(
             "GET",
             "/",

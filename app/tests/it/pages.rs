@@ -118,7 +118,7 @@ async fn anonymous_requests_go_to_sign_in_and_unknown_routes_are_404() {
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(page.body.contains("<html"), "404 is a page");
     assert!(!page.body.contains("panicked"));
-    let health = b.get("/health").await;
+    let health = b.get(contract::routes::HEALTH).await;
     assert_eq!(health.status, StatusCode::OK);
     assert!(health.body.contains("\"ok\""));
 }

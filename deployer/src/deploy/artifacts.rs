@@ -42,6 +42,11 @@ pub enum ArtifactError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the `bootstrap` in the target directory `{}` was built from another checkout (`{}`) while this one built: both share that directory (CARGO_TARGET_DIR or build.target-dir); run the command again, or give each checkout a target directory of its own",
+        binary.display(), other.display()
+    )]
+    ForeignBuild { binary: PathBuf, other: PathBuf },
     #[error("cannot zip the bootstrap: {0}")]
     Zip(String),
     #[error(transparent)]
@@ -144,6 +149,18 @@ pub fn build_bootstrap(
     profile: BuildProfile,
     quiet: bool,
 ) -> Result<PathBuf, ArtifactError> {
+    build_bootstrap_in(project_dir, architecture, profile, quiet, None)
+}
+
+/// [`build_bootstrap`] into `target_dir` (`--target-dir`) instead of the
+/// target directory cargo's configuration names.
+pub fn build_bootstrap_in(
+    project_dir: &Path,
+    architecture: Architecture,
+    profile: BuildProfile,
+    quiet: bool,
+    target_dir: Option<&Path>,
+) -> Result<PathBuf, ArtifactError> {
     let host = host_architecture();
     if architecture.as_str() != host {
         return Err(ArtifactError::Architecture {
@@ -152,13 +169,29 @@ pub fn build_bootstrap(
         });
     }
     let stamp_path = project_dir.join(stamp_file(profile));
-    if let Some(binary) = BuildStamp::read(&stamp_path).and_then(|s| s.fresh_binary()) {
+    if let Some(binary) = BuildStamp::read(&stamp_path).and_then(|s| s.fresh_binary(project_dir)) {
         return Ok(binary);
     }
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let binary = cargo_build(project_dir, profile, quiet)?;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    };
+    let mut started = now();
+    let mut binary = cargo_build(project_dir, profile, quiet, target_dir)?;
+    if let Some(other) = built_from_elsewhere(&binary, project_dir) {
+        // Cargo names the workspace's own build units by paths relative to
+        // the workspace, so checkouts sharing a target directory share them,
+        // and it judges them fresh by the modification times of the files
+        // their last build named: another checkout's. Newer times on this
+        // checkout's copies of those files make cargo rebuild the units here.
+        touch_sources(&binary, &other, project_dir);
+        started = now();
+        binary = cargo_build(project_dir, profile, quiet, target_dir)?;
+        if let Some(other) = built_from_elsewhere(&binary, project_dir) {
+            return Err(ArtifactError::ForeignBuild { binary, other });
+        }
+    }
     // A file edited while cargo ran may not be in the binary: no stamp then,
     // so the next deploy asks cargo again.
     if let Some(stamp) = BuildStamp::after_build(project_dir, &binary)
@@ -172,6 +205,78 @@ pub fn build_bootstrap(
     Ok(binary)
 }
 
+/// The binary's main source, relative to the project: a directory holding
+/// it is a checkout of this project.
+pub const ENTRY_SOURCE: &str = "app/entry/src/bootstrap.rs";
+
+/// The paths a dep-info (`bootstrap.d`) names as the binary's sources.
+fn dep_info_sources(binary: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string(binary.with_extension("d"))
+        .ok()
+        .and_then(|text| {
+            let (_, sources) = text.split_once(": ")?;
+            Some(sources.split_whitespace().map(PathBuf::from).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// Another checkout of this project whose files `binary` was last compiled
+/// from, per its dep-info; `None` when every source it names is this
+/// checkout's (or a crate's from the registry), or there is no dep-info.
+///
+/// Cargo writes the sources of a workspace crate that lie outside its
+/// package (the pages' `templates/`, included from `app/pages`) as absolute
+/// paths: they name the checkout that last compiled the crate.
+pub fn built_from_elsewhere(binary: &Path, project_dir: &Path) -> Option<PathBuf> {
+    let ours = canonical(project_dir);
+    let mut checked = std::collections::HashSet::new();
+    for source in dep_info_sources(binary) {
+        if source.starts_with(&ours) || source.starts_with(project_dir) {
+            continue;
+        }
+        for dir in source.ancestors().skip(1) {
+            if !checked.insert(dir.to_owned()) {
+                break;
+            }
+            if dir.join(ENTRY_SOURCE).is_file() && canonical(dir) != ours {
+                return Some(dir.to_owned());
+            }
+        }
+    }
+    None
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}
+
+/// Gives this checkout's copy of every workspace source the binary's
+/// dep-info names (under this checkout or under `other`) the current time,
+/// so cargo sees them newer than the units last built from `other`: its
+/// freshness check compares times, not contents, so a file that differs
+/// between the checkouts but is older here would pass as built.
+fn touch_sources(binary: &Path, other: &Path, project_dir: &Path) {
+    let ours = canonical(project_dir);
+    let now = std::time::SystemTime::now();
+    for source in dep_info_sources(binary) {
+        let relative = source
+            .strip_prefix(other)
+            .or_else(|_| source.strip_prefix(&ours))
+            .or_else(|_| source.strip_prefix(project_dir));
+        let Ok(relative) = relative else {
+            continue;
+        };
+        // A file this checkout lacks or cannot touch is left to cargo, which
+        // then sees the unit's inputs changed all the same.
+        if let Ok(file) = std::fs::OpenOptions::new()
+            .append(true)
+            .open(project_dir.join(relative))
+        {
+            drop(file.set_modified(now));
+        }
+    }
+}
+
 /// Where the last build's stamp of a profile is kept (git-ignored).
 pub fn stamp_file(profile: BuildProfile) -> String {
     format!(".deployer/bootstrap-build-{}.json", profile.as_str())
@@ -183,6 +288,9 @@ pub fn stamp_file(profile: BuildProfile) -> String {
 /// binary that came out. While all of it holds, the binary is current.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildStamp {
+    /// The checkout it was made in (canonical): a stamp copied into another
+    /// checkout, or written before this field, is stale there.
+    project: PathBuf,
     binary: PathBuf,
     binary_meta: (u128, u64),
     inputs: Vec<(PathBuf, (u128, u64))>,
@@ -209,6 +317,11 @@ impl BuildStamp {
     /// The stamp of `binary`, just built in `project_dir`; `None` if cargo's
     /// dep-info is missing (then cargo is asked every time).
     fn after_build(project_dir: &Path, binary: &Path) -> Option<Self> {
+        // A binary last compiled from another checkout's files is not stamped
+        // here: its inputs lie outside this project.
+        if built_from_elsewhere(binary, project_dir).is_some() {
+            return None;
+        }
         let dep_info = std::fs::read_to_string(binary.with_extension("d")).ok()?;
         let (_, sources) = dep_info.split_once(": ")?;
         let mut files: Vec<PathBuf> = sources.split_whitespace().map(PathBuf::from).collect();
@@ -229,6 +342,7 @@ impl BuildStamp {
         files.sort();
         files.dedup();
         Some(Self {
+            project: canonical(project_dir),
             binary: binary.to_owned(),
             binary_meta: meta(binary)?,
             inputs: files
@@ -251,9 +365,11 @@ impl BuildStamp {
             .collect()
     }
 
-    /// The binary, if nothing it was built from has changed since.
-    fn fresh_binary(&self) -> Option<PathBuf> {
-        (meta(&self.binary)? == self.binary_meta
+    /// The binary, if it was built in `project_dir` and nothing it was built
+    /// from has changed since.
+    fn fresh_binary(&self, project_dir: &Path) -> Option<PathBuf> {
+        (self.project == canonical(project_dir)
+            && meta(&self.binary)? == self.binary_meta
             && self.inputs_now() == self.inputs
             && build_env() == self.env)
             .then(|| self.binary.clone())
@@ -331,6 +447,7 @@ fn cargo_build(
     project_dir: &Path,
     profile: BuildProfile,
     quiet: bool,
+    target_dir: Option<&Path>,
 ) -> Result<PathBuf, ArtifactError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
@@ -345,6 +462,12 @@ fn cargo_build(
             "--message-format=json-render-diagnostics",
         ])
         .args(quiet.then_some("--quiet"))
+        .args(
+            target_dir
+                .map(|dir| ["--target-dir".as_ref(), dir.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(if quiet {
@@ -900,24 +1023,86 @@ mod tests {
         )
         .unwrap();
         let stamp = BuildStamp::after_build(project, &binary).unwrap();
-        assert_eq!(stamp.fresh_binary(), Some(binary.clone()));
+        assert_eq!(stamp.fresh_binary(project), Some(binary.clone()));
         assert!(stamp.inputs.iter().any(|(p, _)| p == &source));
 
         // An edited source (different size) makes it stale.
         std::fs::write(&source, "fn a() { b() }").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
         let stamp = BuildStamp::after_build(project, &binary).unwrap();
         // So does a changed lock file, and a replaced binary.
         std::fs::write(project.join("Cargo.lock"), "# lock, changed").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
         let stamp = BuildStamp::after_build(project, &binary).unwrap();
         std::fs::write(&binary, "other binary").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
         // A new `.cargo/config.toml` appears: stale too.
         let stamp = BuildStamp::after_build(project, &binary).unwrap();
         std::fs::create_dir_all(project.join(".cargo")).unwrap();
         std::fs::write(project.join(".cargo/config.toml"), "[build]").unwrap();
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
+    }
+
+    #[test]
+    fn a_binary_whose_sources_lie_in_another_checkout_is_foreign_and_never_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, theirs) = (dir.path().join("b"), dir.path().join("a"));
+        for root in [&ours, &theirs] {
+            std::fs::create_dir_all(root.join("app/entry/src")).unwrap();
+            std::fs::write(root.join(ENTRY_SOURCE), "fn main() {}").unwrap();
+            std::fs::create_dir_all(root.join("templates")).unwrap();
+            std::fs::write(root.join("templates/layout.hbs"), "page").unwrap();
+        }
+        let registry = dir
+            .path()
+            .join("cargo-home/registry/src/serde-1/src/lib.rs");
+        std::fs::create_dir_all(registry.parent().unwrap()).unwrap();
+        std::fs::write(&registry, "").unwrap();
+        let binary = dir.path().join("target/release/bootstrap");
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::write(&binary, "binary").unwrap();
+        let dep_info = |template_root: &Path| {
+            std::fs::write(
+                binary.with_extension("d"),
+                format!(
+                    "{}: {} {} {}\n",
+                    binary.display(),
+                    ours.join(ENTRY_SOURCE).display(),
+                    template_root.join("templates/layout.hbs").display(),
+                    registry.display()
+                ),
+            )
+            .unwrap();
+        };
+        // Built from this checkout: a registry crate outside it is fine.
+        dep_info(&ours);
+        assert_eq!(built_from_elsewhere(&binary, &ours), None);
+        let stamp = BuildStamp::after_build(&ours, &binary).unwrap();
+        assert_eq!(stamp.fresh_binary(&ours), Some(binary.clone()));
+        // A stamp copied to another checkout does not hold there.
+        assert_eq!(stamp.fresh_binary(&theirs), None);
+
+        // The template named is the other checkout's: foreign, no stamp.
+        dep_info(&theirs);
+        assert_eq!(built_from_elsewhere(&binary, &ours), Some(theirs.clone()));
+        assert!(BuildStamp::after_build(&ours, &binary).is_none());
+        // Touching makes this checkout's copies newer; theirs stay as they were.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for root in [&ours, &theirs] {
+            for file in [ENTRY_SOURCE, "templates/layout.hbs"] {
+                let f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(root.join(file))
+                    .unwrap();
+                f.set_modified(old).unwrap();
+            }
+        }
+        touch_sources(&binary, &theirs, &ours);
+        let modified = |path: PathBuf| std::fs::metadata(path).unwrap().modified().unwrap();
+        assert!(modified(ours.join("templates/layout.hbs")) > old);
+        assert!(modified(ours.join(ENTRY_SOURCE)) > old);
+        assert_eq!(modified(theirs.join("templates/layout.hbs")), old);
+        assert!(modified(registry.clone()) < std::time::SystemTime::now());
     }
 
     #[test]
@@ -935,7 +1120,7 @@ mod tests {
         let mut stamp = BuildStamp::after_build(project, &binary).unwrap();
         assert!(stamp.toolchain.starts_with("rustc "), "{}", stamp.toolchain);
         assert!(stamp.toolchain.contains("host: "), "{}", stamp.toolchain);
-        assert_eq!(stamp.fresh_binary(), Some(binary.clone()));
+        assert_eq!(stamp.fresh_binary(project), Some(binary.clone()));
         // An updated compiler (another modification time) makes it stale.
         let compiler = stamp
             .inputs
@@ -943,7 +1128,7 @@ mod tests {
             .find(|(path, _)| path.ends_with("bin/rustc"))
             .unwrap();
         compiler.1.0 += 1;
-        assert_eq!(stamp.fresh_binary(), None);
+        assert_eq!(stamp.fresh_binary(project), None);
     }
 
     #[test]

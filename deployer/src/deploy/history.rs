@@ -193,17 +193,30 @@ impl<'a> Store<'a> {
         format!("history/{}/templates/{sha256}.json", self.stack)
     }
 
-    /// The newest `limit` records (all with `None`), newest first.
+    /// The newest `limit` records (all with `None`), newest first. The
+    /// records are read at once (every `up` reads the newest ten).
     pub async fn list(&self, limit: Option<usize>) -> Result<Vec<Record>, HistoryError> {
         let mut keys = self.record_keys().await?;
         keys.sort_unstable_by(|a, b| b.cmp(a));
         keys.truncate(limit.unwrap_or(usize::MAX));
-        let mut records = Vec::with_capacity(keys.len());
-        for key in keys {
-            let bytes = self.get(&key).await?;
-            records.push(serde_json::from_slice(&bytes).map_err(|e| self.unreadable(&key, &e))?);
+        let mut reads = tokio::task::JoinSet::new();
+        for (index, key) in keys.iter().enumerate() {
+            let read = get_object(
+                self.aws.clone(),
+                self.bucket.clone(),
+                self.owner.clone(),
+                key.clone(),
+            );
+            reads.spawn(async move { (index, read.await) });
         }
-        Ok(records)
+        let mut slots: Vec<Option<Record>> = keys.iter().map(|_| None).collect();
+        while let Some(done) = reads.join_next().await {
+            let (index, bytes) = done.map_err(|e| self.unreadable("(a record)", &e))?;
+            let key = &keys[index];
+            let record = serde_json::from_slice(&bytes?).map_err(|e| self.unreadable(key, &e))?;
+            slots[index] = Some(record);
+        }
+        Ok(slots.into_iter().flatten().collect())
     }
 
     async fn record_keys(&self) -> Result<Vec<String>, AwsError> {
@@ -240,22 +253,13 @@ impl<'a> Store<'a> {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, HistoryError> {
-        let aws = self.aws;
-        let object = aws
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .expected_bucket_owner(&self.owner)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3:GetObject", aws.target(), e))?;
-        let body = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.unreadable(key, &e))?;
-        Ok(body.into_bytes().to_vec())
+        get_object(
+            self.aws.clone(),
+            self.bucket.clone(),
+            self.owner.clone(),
+            key.to_owned(),
+        )
+        .await
     }
 
     fn unreadable(&self, key: &str, error: &dyn fmt::Display) -> HistoryError {
@@ -549,6 +553,35 @@ impl fmt::Display for HistoryReport {
         }
         Ok(())
     }
+}
+
+/// One object of the artifacts bucket, whole (owned arguments: reads run as
+/// tasks of their own).
+async fn get_object(
+    aws: Aws,
+    bucket: String,
+    owner: String,
+    key: String,
+) -> Result<Vec<u8>, HistoryError> {
+    let object = aws
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .expected_bucket_owner(&owner)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("s3:GetObject", aws.target(), e))?;
+    let body = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| HistoryError::Unreadable {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(body.into_bytes().to_vec())
 }
 
 #[cfg(test)]

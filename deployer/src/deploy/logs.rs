@@ -1,9 +1,10 @@
 //! The stage function's CloudWatch Logs (`deployer logs`): the log group
 //! `/aws/lambda/<function>`, read with `FilterLogEvents` from a start time,
-//! optionally through a filter pattern; `--follow` polls every second and
-//! drops events already shown (by event id). Live tail (`StartLiveTail`) is
-//! not used: it needs the SDK's event streams, and the local emulator has no
-//! live tail either.
+//! optionally through a filter pattern. `--follow` streams new events
+//! through a live tail session (`StartLiveTail`, an event stream with about
+//! one update a second), and falls back to reading every second when a live
+//! tail cannot start (no permission for it, a partition or endpoint without
+//! it); either way [`Unseen`] shows each event once.
 //!
 //! Each event is shown with its fields when the line is the app's structured
 //! request line (JSON) or a Lambda `REPORT` line (durations, and the cold
@@ -16,9 +17,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::aws::AwsError;
+use aws_sdk_cloudwatchlogs::config::StalledStreamProtectionConfig;
+use aws_sdk_cloudwatchlogs::config::retry::RetryConfig;
+use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+use aws_sdk_cloudwatchlogs::primitives::event_stream::EventReceiver;
+use aws_sdk_cloudwatchlogs::types::error::StartLiveTailResponseStreamError;
+use aws_sdk_cloudwatchlogs::types::{LiveTailSessionLogEvent, StartLiveTailResponseStream};
+
+use crate::aws::{Aws, AwsError};
 use crate::deploy::session::Session;
 use crate::deploy::stack_outputs;
+use crate::emulator;
 use crate::exit;
 
 /// The log group Lambda writes a function's output to.
@@ -259,12 +268,132 @@ pub async fn read(
     Ok(Read::Events(events))
 }
 
-/// The events a poll has not shown yet; remembers ids back to the window's
-/// start, so that re-reading the last seconds shows nothing twice.
+/// The ARN a live tail names a log group by (`StartLiveTail` takes ARNs
+/// only, without the trailing `:*` that `DescribeLogGroups` shows); the
+/// partition is the caller's (`arn:aws-cn:…` in China).
+pub fn log_group_arn(caller_arn: &str, region: &str, account: &str, group: &str) -> String {
+    let partition = caller_arn
+        .split(':')
+        .nth(1)
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws");
+    format!("arn:{partition}:logs:{region}:{account}:log-group:{group}")
+}
+
+/// Attempts to start a live tail (AWS's default is 10 for every call).
+const LIVE_TAIL_ATTEMPTS: u32 = 3;
+
+/// What the SDK puts in front of the Logs host for `StartLiveTail`.
+const LIVE_TAIL_HOST_PREFIX: &str = "stream-";
+
+/// A live tail session of one log group: new events as they are ingested.
+#[derive(Debug)]
+pub struct LiveTail {
+    stream: EventReceiver<StartLiveTailResponseStream, StartLiveTailResponseStreamError>,
+    target: String,
+}
+
+/// Starts a live tail of `group` (through `pattern`). An error means there is
+/// no live tail here (the caller polls instead); it says why.
+pub async fn start_live_tail(
+    aws: &Aws,
+    group: &str,
+    pattern: Option<&str>,
+) -> Result<LiveTail, AwsError> {
+    let caller = aws.caller().await?;
+    let arn = log_group_arn(&caller.arn, &aws.region, &caller.account, group);
+    let target = aws.target();
+    let mut call = aws
+        .logs
+        .start_live_tail()
+        .log_group_identifiers(arn)
+        .set_log_event_filter_pattern(pattern.map(str::to_owned))
+        .customize()
+        // A session stays open for hours and may be quiet between updates:
+        // the stalled-download guard is for bodies that should keep flowing.
+        // Few attempts: where there is no live tail, reads take over.
+        .config_override(
+            aws_sdk_cloudwatchlogs::config::Builder::default()
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+                .retry_config(RetryConfig::standard().with_max_attempts(LIVE_TAIL_ATTEMPTS)),
+        );
+    if aws.endpoint.is_some() {
+        call = call.interceptor(emulator::NoHostPrefix(LIVE_TAIL_HOST_PREFIX));
+    }
+    let answer = call
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("logs:StartLiveTail", target.clone(), e))?;
+    Ok(LiveTail {
+        stream: answer.response_stream,
+        target,
+    })
+}
+
+impl LiveTail {
+    /// The events of the next update (often none); `None` when the session
+    /// ended (CloudWatch ends one after three hours: start another).
+    pub async fn next(&mut self) -> Result<Option<Vec<LogEvent>>, AwsError> {
+        loop {
+            let item = self.stream.recv().await.map_err(|e| {
+                let why = match (e.code(), e.message()) {
+                    (Some("SessionTimeoutException"), _) => return None,
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_owned(),
+                    _ => "the stream of events broke off".to_owned(),
+                };
+                Some(AwsError::other(
+                    "logs:StartLiveTail",
+                    self.target.clone(),
+                    why,
+                ))
+            });
+            return match item {
+                Ok(Some(StartLiveTailResponseStream::SessionUpdate(update))) => Ok(Some(
+                    update
+                        .session_results
+                        .unwrap_or_default()
+                        .iter()
+                        .map(live_event)
+                        .collect(),
+                )),
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(None) => Ok(None),
+                Err(Some(e)) => Err(e),
+            };
+        }
+    }
+}
+
+/// A live tail's event as a log event (live events have no event id).
+pub fn live_event(event: &LiveTailSessionLogEvent) -> LogEvent {
+    LogEvent::new(
+        event.timestamp.unwrap_or_default(),
+        event.log_stream_name.clone().unwrap_or_default(),
+        event.message.as_deref().unwrap_or_default(),
+        String::new(),
+    )
+}
+
+/// The events not shown yet, across reads and live tail updates. A read
+/// re-reads the last seconds (events arrive late) and a live tail overlaps
+/// the read that precedes it, so each event is recognised by its id and by
+/// its content (time, stream and message: live events have no id), back to
+/// the window's start. Two identical lines in one millisecond of one stream
+/// are both shown when they come in one batch.
 #[derive(Debug, Default)]
 pub struct Unseen {
     seen: HashMap<String, i64>,
+    seen_content: HashMap<u64, i64>,
     newest_ms: Option<i64>,
+}
+
+/// The content key of an event: its time, stream and message.
+fn content_key(event: &LogEvent) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (event.timestamp_ms, &event.log_stream, &event.message).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How far back each poll re-reads: events can arrive late.
@@ -278,22 +407,31 @@ impl Unseen {
         })
     }
 
-    /// `events` without those shown before (an event without id is kept).
+    /// `events` without those shown before.
     pub fn keep_new(&mut self, events: Vec<LogEvent>) -> Vec<LogEvent> {
+        let before: std::collections::HashSet<u64> = events
+            .iter()
+            .map(content_key)
+            .filter(|key| self.seen_content.contains_key(key))
+            .collect();
         let fresh: Vec<LogEvent> = events
             .into_iter()
             .filter(|e| {
-                e.event_id.is_empty()
+                let key = content_key(e);
+                self.seen_content.insert(key, e.timestamp_ms);
+                let new_id = e.event_id.is_empty()
                     || self
                         .seen
                         .insert(e.event_id.clone(), e.timestamp_ms)
-                        .is_none()
+                        .is_none();
+                new_id && !before.contains(&key)
             })
             .collect();
-        if let Some(newest) = self.seen.values().max().copied() {
-            self.newest_ms = Some(newest);
+        if let Some(newest) = self.seen_content.values().max().copied() {
+            self.newest_ms = Some(self.newest_ms.map_or(newest, |n| n.max(newest)));
             let cutoff = newest - 2 * OVERLAP_MS;
             self.seen.retain(|_, ms| *ms >= cutoff);
+            self.seen_content.retain(|_, ms| *ms >= cutoff);
         }
         fresh
     }
@@ -433,6 +571,69 @@ mod tests {
         assert_eq!(
             again.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
             ["c"]
+        );
+    }
+
+    #[test]
+    fn a_live_tail_shows_nothing_the_read_before_it_showed() {
+        let read = |id: &str, msg: &str, ms| LogEvent::new(ms, "s".into(), msg, id.into());
+        let mut unseen = Unseen::default();
+        assert_eq!(
+            unseen
+                .keep_new(vec![read("1", "a", 100_000), read("2", "b", 101_000)])
+                .len(),
+            2
+        );
+        let live = |msg: &str, ms| {
+            live_event(
+                &LiveTailSessionLogEvent::builder()
+                    .timestamp(ms)
+                    .log_stream_name("s")
+                    .message(msg)
+                    .build(),
+            )
+        };
+        // The update overlaps the read ("b"), and holds one line twice.
+        let update = unseen.keep_new(vec![
+            live("b", 101_000),
+            live("c", 102_000),
+            live("c", 102_000),
+        ]);
+        assert_eq!(
+            update
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>(),
+            ["c", "c"]
+        );
+        assert!(update.iter().all(|e| e.event_id.is_empty()));
+        // A later read finds "c" by content, though it now has an id.
+        let later = unseen.keep_new(vec![read("3", "c", 102_000), read("4", "d", 103_000)]);
+        assert_eq!(
+            later.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["d"]
+        );
+        assert_eq!(unseen.next_start(0), 93_000);
+    }
+
+    #[test]
+    fn live_tail_names_the_group_by_arn_in_the_callers_partition() {
+        assert_eq!(
+            log_group_arn(
+                "arn:aws:iam::123456789012:user/ci",
+                "eu-west-1",
+                "123456789012",
+                "/aws/lambda/f"
+            ),
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f"
+        );
+        assert_eq!(
+            log_group_arn("arn:aws-cn:sts::1:assumed-role/r/s", "cn-north-1", "1", "g"),
+            "arn:aws-cn:logs:cn-north-1:1:log-group:g"
+        );
+        assert_eq!(
+            log_group_arn("", "r", "1", "g"),
+            "arn:aws:logs:r:1:log-group:g"
         );
     }
 }

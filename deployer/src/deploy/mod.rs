@@ -19,6 +19,7 @@ pub mod artifacts;
 pub mod change_set;
 pub mod code;
 pub mod error;
+pub mod first_request;
 pub mod function;
 pub mod guard;
 pub mod history;

@@ -20,7 +20,7 @@ use crate::deploy::report::{
 use crate::deploy::session::Session;
 use crate::deploy::stack;
 use crate::deploy::static_sync::{self, SyncReport};
-use crate::deploy::{code, guard, hotswap, preflight, readopt, stack_outputs};
+use crate::deploy::{code, first_request, guard, hotswap, preflight, readopt, stack_outputs};
 use crate::emulator;
 use crate::template::composition::Target;
 
@@ -83,18 +83,7 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     let applied = apply::apply(session, change_set, create).await?;
     timings.apply = watch.millis();
 
-    let stack = session.deployed_stack().await?;
-    // A function that `up --hotswap` left drifted runs what the stack names
-    // again (the change set may have had nothing to change).
-    let reconciled = !create
-        && hotswap::reconcile(
-            session,
-            &stack,
-            &hotswap::code_sha256(&prepared.artifact.zip),
-            &artifact,
-            &prepared.site.manifest,
-        )
-        .await?;
+    let (stack, reconciled) = settle_after_apply(session, prepared, &artifact, create).await?;
     let store = Store::new(
         &session.aws,
         &artifact.bucket,
@@ -120,6 +109,12 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         publish_late(session, prepared, &bucket_name, early, replaced, &kept).await?;
     timings.static_files += watch.millis();
     session.printer.info(&static_files);
+
+    let first_request = if changed {
+        Some(first_request(session, &stack).await?)
+    } else {
+        None
+    };
     timings.total = total.millis();
 
     Ok(UpReport {
@@ -138,8 +133,46 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
         preview: session.preview.clone(),
         artifact,
         static_files,
+        first_request,
         timings_ms: timings,
     })
+}
+
+/// The stack once its change set is applied; a function that `up --hotswap`
+/// left drifted runs what the stack names again (the change set may have had
+/// nothing to change). `true` if it had to be reconciled.
+async fn settle_after_apply(
+    session: &Session,
+    prepared: &Prepared,
+    artifact: &ArtifactReport,
+    create: bool,
+) -> Result<(stack::StackInfo, bool), DeployError> {
+    let stack = session.deployed_stack().await?;
+    let reconciled = !create
+        && hotswap::reconcile(
+            session,
+            &stack,
+            &hotswap::code_sha256(&prepared.artifact.zip),
+            artifact,
+            &prepared.site.manifest,
+        )
+        .await?;
+    Ok((stack, reconciled))
+}
+
+/// A deploy that changed the stage starts new execution environments: one
+/// request shows the code answers, and its cold start.
+async fn first_request(
+    session: &Session,
+    stack: &stack::StackInfo,
+) -> Result<first_request::FirstRequest, DeployError> {
+    let first = first_request::run(session, &stack_outputs::function_name(stack)?).await;
+    if first.problem.is_some() {
+        session.printer.warn(first.summary());
+    } else {
+        session.printer.info(first.summary());
+    }
+    Ok(first)
 }
 
 /// Records a deploy that changed the stage in the history; `None` when the
@@ -287,6 +320,13 @@ pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, 
     // The code bucket is only named, not written: a plan uploads nothing.
     let account = session.aws.account_id().await?;
     let bucket = session.artifacts_bucket(&account);
+    // A stage without a stack whose retained data survived a `down`: `up`
+    // would import it first (or refuse, when only part of it survived).
+    let would_import = if create {
+        readopt::would_readopt(session, &bucket, &account).await?
+    } else {
+        Vec::new()
+    };
     let code_key = artifacts::code_key(&session.stack, &prepared.artifact);
     let source = change_set::template_source(session, &prepared.template, None).await?;
     let change_set = change_set::stage_change_set(
@@ -322,6 +362,7 @@ pub async fn plan(session: &Session, prepared: &Prepared) -> Result<PlanReport, 
         changes,
         dependent_changes,
         data_at_risk,
+        would_import,
         code_key,
     })
 }

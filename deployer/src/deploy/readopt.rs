@@ -215,22 +215,17 @@ pub async fn readopt(
     artifacts_bucket: &str,
     owner: &str,
 ) -> Result<Vec<StackResource>, DeployError> {
-    let record = read_record(session, artifacts_bucket, owner).await?;
-    // A stage without retained data leaves nothing behind, unless a record
-    // says otherwise (`retain_data` turned off since the `down`).
-    if record.is_none() && !session.stage.config.retain_data {
+    let Some(survey) = survey(session, artifacts_bucket, owner).await? else {
         return Ok(Vec::new());
-    }
-    let mut survivors = Vec::new();
-    for retained in RETAINED {
-        let recorded = record.as_ref().and_then(|r| r.physical_id(&retained));
-        let lookup = look_up(session, owner, &retained, recorded).await?;
-        survivors.push(Survivor { retained, lookup });
-    }
-    let record_at = format!("s3://{artifacts_bucket}/{}", record_key(&session.stack));
+    };
+    let Survey {
+        recorded,
+        survivors,
+        record_at,
+    } = survey;
     let imports = match verdict(session.stage.name.as_str(), &record_at, &survivors) {
         Verdict::Nothing => {
-            if record.is_some() {
+            if recorded {
                 session.printer.info(format_args!(
                     "none of the resources recorded in {record_at} exists any more; creating stage `{}` anew",
                     session.stage.name
@@ -269,6 +264,62 @@ pub async fn readopt(
     }
     forget_record(session, artifacts_bucket, owner).await?;
     Ok(adopted)
+}
+
+/// What an earlier `down` of the stage left, looked up resource by resource.
+struct Survey {
+    /// `down` left a record of the survivors.
+    recorded: bool,
+    survivors: Vec<Survivor>,
+    /// Where the record is (or would be).
+    record_at: String,
+}
+
+/// The survivors of an earlier `down`; `None` for a stage that keeps no
+/// data and has no record (nothing to look for).
+async fn survey(
+    session: &Session,
+    artifacts_bucket: &str,
+    owner: &str,
+) -> Result<Option<Survey>, DeployError> {
+    let record = read_record(session, artifacts_bucket, owner).await?;
+    // A stage without retained data leaves nothing behind, unless a record
+    // says otherwise (`retain_data` turned off since the `down`).
+    if record.is_none() && !session.stage.config.retain_data {
+        return Ok(None);
+    }
+    let mut survivors = Vec::new();
+    for retained in RETAINED {
+        let recorded = record.as_ref().and_then(|r| r.physical_id(&retained));
+        let lookup = look_up(session, owner, &retained, recorded).await?;
+        survivors.push(Survivor { retained, lookup });
+    }
+    Ok(Some(Survey {
+        recorded: record.is_some(),
+        survivors,
+        record_at: format!("s3://{artifacts_bucket}/{}", record_key(&session.stack)),
+    }))
+}
+
+/// What `up` would do about the survivors of an earlier `down`, changing
+/// nothing (`plan`): the imports it would make, none, or its refusal.
+pub async fn would_readopt(
+    session: &Session,
+    artifacts_bucket: &str,
+    owner: &str,
+) -> Result<Vec<Import>, DeployError> {
+    let Some(survey) = survey(session, artifacts_bucket, owner).await? else {
+        return Ok(Vec::new());
+    };
+    match verdict(
+        session.stage.name.as_str(),
+        &survey.record_at,
+        &survey.survivors,
+    ) {
+        Verdict::Nothing => Ok(Vec::new()),
+        Verdict::All(imports) => Ok(imports),
+        Verdict::Partial(message) => Err(DeployError::PartialSurvivors(message)),
+    }
 }
 
 /// Where one retained resource is, asked of its own service.

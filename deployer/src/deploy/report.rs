@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::deploy::change_set::Change;
+use crate::deploy::change_set::{Change, Import};
+use crate::deploy::first_request::FirstRequest;
 use crate::deploy::guard::{self, AtRisk};
 use crate::deploy::stack::StackStatus;
 use crate::deploy::static_sync::SyncReport;
@@ -45,6 +46,10 @@ pub struct UpReport {
     pub artifact: ArtifactReport,
     #[serde(rename = "static")]
     pub static_files: SyncReport,
+    /// `GET /health`, invoked once after a deploy that changed the stage:
+    /// its status, latency and the cold start's `Init Duration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_request: Option<FirstRequest>,
     pub timings_ms: Timings,
 }
 
@@ -131,6 +136,10 @@ pub struct PlanReport {
     /// Changes that would replace or delete a table, bucket or user pool:
     /// `up` refuses them unless `--allow-replace` names each.
     pub data_at_risk: Vec<AtRisk>,
+    /// A stage without a stack whose retained table, bucket and user pool
+    /// survived an earlier `down`: `up` imports them before the create.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_import: Vec<Import>,
     pub code_key: String,
 }
 
@@ -154,6 +163,13 @@ impl fmt::Display for PlanReport {
                 f,
                 "\nDATA AT RISK: {risk}; `up` refuses this unless `--allow-replace {}`",
                 risk.logical_id
+            )?;
+        }
+        for import in &self.would_import {
+            write!(
+                f,
+                "\nWOULD IMPORT {} ({}) `{}`: retained by an earlier `down`; `up` re-adopts it (asking first, or with `--yes`)",
+                import.logical_id, import.resource_type, import.physical_id
             )?;
         }
         if !self.dependent_changes.is_empty() {

@@ -1070,6 +1070,20 @@ fn a_retained_stage_comes_back_with_its_users_and_photos() {
     assert_eq!(kept, expected, "{down}");
     assert!(cloud.stacks().is_empty());
 
+    // `plan` names what `up` would import, and changes nothing.
+    let plan = cloud.json(&["plan", "--stacks-dir", dir]);
+    assert_eq!(plan["change_set_type"], "CREATE", "{plan}");
+    for (logical, physical) in &survivors {
+        let import = plan["would_import"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["logical_id"] == *logical)
+            .unwrap_or_else(|| panic!("plan would not import {logical}: {plan}"));
+        assert_eq!(import["physical_id"], physical.as_str());
+    }
+    assert!(cloud.stacks().is_empty(), "{:?}", cloud.stacks());
+
     // Off a terminal, re-adopting needs --yes: refused, nothing created.
     let mut no_yes = deployer();
     no_yes

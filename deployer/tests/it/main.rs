@@ -14,6 +14,7 @@ mod lint;
 mod logs;
 mod preview;
 mod rollback;
+mod shared_target;
 mod support;
 mod templates;
 mod web;

@@ -131,6 +131,35 @@ fn a_preview_from_dev_is_listed_found_by_its_tags_and_removed_once_expired() {
         EXPIRES
     );
 
+    // `--ttl` on an otherwise unchanged preview gives it a new expiry: the
+    // stack's tags are part of the change set (CloudFormation tags every
+    // resource with them, so each is modified).
+    let extended = json(run(
+        &cloud,
+        "pr-7",
+        later,
+        &["up", "--yes", "--ttl", "14d", "--bootstrap", bootstrap],
+    ));
+    assert_eq!(extended["up_to_date"], false, "{extended}");
+    assert_eq!(extended["preview"]["expires"], "2026-12-17T00:00:00Z");
+    assert_eq!(
+        stack_tags(&cloud, "cloudalbum-pr-7").unwrap()["deployer:expires"],
+        "2026-12-17T00:00:00Z"
+    );
+    // And back to the first expiry, so the rest of the test reads as before.
+    run(
+        &cloud,
+        "pr-7",
+        CREATED,
+        &["up", "--yes", "--ttl", "7d", "--bootstrap", bootstrap],
+    )
+    .assert()
+    .success();
+    assert_eq!(
+        stack_tags(&cloud, "cloudalbum-pr-7").unwrap()["deployer:expires"],
+        EXPIRES
+    );
+
     let stages = json(run(&cloud, "dev", later, &["stages"]));
     let listed: BTreeMap<String, Value> = stages["stages"]
         .as_array()
