@@ -217,9 +217,11 @@ async fn check_credentials(config: &SdkConfig) -> Result<(), String> {
     let Some(provider) = config.credentials_provider() else {
         return Err("no credentials provider is configured".to_owned());
     };
-    provider.provide_credentials().await.map(drop).map_err(|e| {
-        crate::sdk_failure::one_line(&aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-    })
+    provider
+        .provide_credentials()
+        .await
+        .map(drop)
+        .map_err(|e| crate::sdk_failure::causes(&e))
 }
 
 /// The kind of failure, which decides the exit code and the advice.

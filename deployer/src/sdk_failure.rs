@@ -179,6 +179,23 @@ fn innermost(err: &(dyn StdError + 'static)) -> String {
 }
 
 /// Whitespace (newlines included) collapsed to single spaces.
+/// An error and its causes, each as it displays itself, on one line and
+/// clipped: never the `Debug` form that `DisplayErrorContext` appends (a
+/// dump of nested structs, response headers and bodies).
+pub fn causes(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = one_line(&e.to_string());
+        // SDK errors often repeat their source's text in their own.
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    clip(&parts.join(": "))
+}
+
 pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -202,6 +219,41 @@ mod tests {
     fn service_error(status: u16, err: DescribeStacksError) -> Err {
         let response = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(""));
         SdkError::service_error(err, response)
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1
+                .as_deref()
+                .map(|l| l as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn causes_are_displayed_in_one_line_without_a_debug_dump() {
+        let error = Layer(
+            "an error occurred while loading credentials",
+            Some(Box::new(Layer(
+                "failed to load IMDS session token",
+                Some(Box::new(Layer("request forbidden:\n  denied", None))),
+            ))),
+        );
+        assert_eq!(
+            causes(&error),
+            "an error occurred while loading credentials: failed to load IMDS session token: request forbidden: denied"
+        );
+        let with_debug = aws_sdk_s3::error::DisplayErrorContext(&error).to_string();
+        assert!(with_debug.contains("Layer("), "{with_debug}");
+        assert!(!causes(&error).contains('('));
     }
 
     #[test]
