@@ -110,7 +110,7 @@ pub async fn deploy(session: &Session, prepared: &Prepared) -> Result<UpReport, 
     timings.static_files += watch.millis();
     session.printer.info(&static_files);
 
-    let first_request = if changed {
+    let first_request = if changed && prepared.answers_requests {
         Some(first_request(session, &stack).await?)
     } else {
         None

@@ -24,6 +24,9 @@ pub struct Prepared {
     pub build_ms: u64,
     /// The project's git commit, for the deployment's history record.
     pub commit: Option<Commit>,
+    /// The code is the app, which answers requests; stand-in code (the
+    /// app's tests, [`prepare_with_code`]) is never invoked after a deploy.
+    pub answers_requests: bool,
 }
 
 impl fmt::Debug for Prepared {
@@ -64,6 +67,7 @@ pub fn prepare_code(
         site,
         build_ms: watch.millis(),
         commit: history::commit_of(project_dir),
+        answers_requests: true,
     })
 }
 
@@ -96,5 +100,6 @@ pub fn prepare_with_code(
         site: Site::read(static_dir)?,
         build_ms: 0,
         commit: None,
+        answers_requests: false,
     })
 }
