@@ -71,7 +71,6 @@ pub mod prefix {
     pub const STAGING: &str = "staging/";
 }
 
-/// The stack's outputs.
 /// Paths of the app that the deployer requests too.
 pub mod routes {
     /// Answers `{"status":"ok","stage":…}` without touching a table or a
@@ -79,6 +78,7 @@ pub mod routes {
     pub const HEALTH: &str = "/health";
 }
 
+/// The stack's outputs.
 pub mod outputs {
     pub const API_URL: &str = "ApiUrl";
     pub const STATIC_URL: &str = "StaticUrl";

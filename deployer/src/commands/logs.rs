@@ -45,17 +45,15 @@ pub async fn run(context: &Context, args: &LogsArgs) -> Result<ExitCode, Error> 
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut follow = Follow::Untried;
+    let mut follow = if emulator::live_tail_shows_function_output(session.aws.endpoint.as_deref()) {
+        Follow::Untried
+    } else {
+        printer.info(
+            "the local cloud's live tail does not carry the function's output; reading new events every second instead (Ctrl-C ends)",
+        );
+        Follow::Poll
+    };
     loop {
-        if group_exists
-            && matches!(follow, Follow::Untried)
-            && !emulator::live_tail_shows_function_output(session.aws.endpoint.as_deref())
-        {
-            printer.info(
-                "the local cloud's live tail does not carry the function's output; reading new events every second instead (Ctrl-C ends)",
-            );
-            follow = Follow::Poll;
-        }
         if group_exists && matches!(follow, Follow::Untried) {
             follow = match logs::start_live_tail(&session.aws, &group, pattern.as_deref()).await {
                 Ok(tail) => {

@@ -210,14 +210,11 @@ pub fn build_bootstrap_in(
 pub const ENTRY_SOURCE: &str = "app/entry/src/bootstrap.rs";
 
 /// The paths a dep-info (`bootstrap.d`) names as the binary's sources.
-fn dep_info_sources(binary: &Path) -> Vec<PathBuf> {
-    std::fs::read_to_string(binary.with_extension("d"))
-        .ok()
-        .and_then(|text| {
-            let (_, sources) = text.split_once(": ")?;
-            Some(sources.split_whitespace().map(PathBuf::from).collect())
-        })
-        .unwrap_or_default()
+/// `None` when there is no dep-info.
+fn dep_info_sources(binary: &Path) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(binary.with_extension("d")).ok()?;
+    let (_, sources) = text.split_once(": ")?;
+    Some(sources.split_whitespace().map(PathBuf::from).collect())
 }
 
 /// Another checkout of this project whose files `binary` was last compiled
@@ -230,7 +227,7 @@ fn dep_info_sources(binary: &Path) -> Vec<PathBuf> {
 pub fn built_from_elsewhere(binary: &Path, project_dir: &Path) -> Option<PathBuf> {
     let ours = canonical(project_dir);
     let mut checked = std::collections::HashSet::new();
-    for source in dep_info_sources(binary) {
+    for source in dep_info_sources(binary).unwrap_or_default() {
         if source.starts_with(&ours) || source.starts_with(project_dir) {
             continue;
         }
@@ -258,7 +255,7 @@ fn canonical(path: &Path) -> PathBuf {
 fn touch_sources(binary: &Path, other: &Path, project_dir: &Path) {
     let ours = canonical(project_dir);
     let now = std::time::SystemTime::now();
-    for source in dep_info_sources(binary) {
+    for source in dep_info_sources(binary).unwrap_or_default() {
         let relative = source
             .strip_prefix(other)
             .or_else(|_| source.strip_prefix(&ours))
@@ -322,9 +319,7 @@ impl BuildStamp {
         if built_from_elsewhere(binary, project_dir).is_some() {
             return None;
         }
-        let dep_info = std::fs::read_to_string(binary.with_extension("d")).ok()?;
-        let (_, sources) = dep_info.split_once(": ")?;
-        let mut files: Vec<PathBuf> = sources.split_whitespace().map(PathBuf::from).collect();
+        let mut files = dep_info_sources(binary)?;
         for manifest in [
             "Cargo.toml",
             "Cargo.lock",

@@ -201,13 +201,13 @@ impl<'a> Store<'a> {
         keys.truncate(limit.unwrap_or(usize::MAX));
         let mut reads = tokio::task::JoinSet::new();
         for (index, key) in keys.iter().enumerate() {
-            let read = get_object(
+            let (aws, bucket, owner, key) = (
                 self.aws.clone(),
                 self.bucket.clone(),
                 self.owner.clone(),
                 key.clone(),
             );
-            reads.spawn(async move { (index, read.await) });
+            reads.spawn(async move { (index, get_object(&aws, &bucket, &owner, &key).await) });
         }
         let mut slots: Vec<Option<Record>> = keys.iter().map(|_| None).collect();
         while let Some(done) = reads.join_next().await {
@@ -253,21 +253,11 @@ impl<'a> Store<'a> {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, HistoryError> {
-        get_object(
-            self.aws.clone(),
-            self.bucket.clone(),
-            self.owner.clone(),
-            key.to_owned(),
-        )
-        .await
+        get_object(self.aws, &self.bucket, &self.owner, key).await
     }
 
     fn unreadable(&self, key: &str, error: &dyn fmt::Display) -> HistoryError {
-        HistoryError::Unreadable {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            message: error.to_string(),
-        }
+        unreadable(&self.bucket, key, error)
     }
 
     /// Whether `key` is in the bucket.
@@ -555,20 +545,19 @@ impl fmt::Display for HistoryReport {
     }
 }
 
-/// One object of the artifacts bucket, whole (owned arguments: reads run as
-/// tasks of their own).
+/// One object of the artifacts bucket, whole.
 async fn get_object(
-    aws: Aws,
-    bucket: String,
-    owner: String,
-    key: String,
+    aws: &Aws,
+    bucket: &str,
+    owner: &str,
+    key: &str,
 ) -> Result<Vec<u8>, HistoryError> {
     let object = aws
         .s3
         .get_object()
-        .bucket(&bucket)
-        .expected_bucket_owner(&owner)
-        .key(&key)
+        .bucket(bucket)
+        .expected_bucket_owner(owner)
+        .key(key)
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("s3:GetObject", aws.target(), e))?;
@@ -576,12 +565,16 @@ async fn get_object(
         .body
         .collect()
         .await
-        .map_err(|e| HistoryError::Unreadable {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| unreadable(bucket, key, &e))?;
     Ok(body.into_bytes().to_vec())
+}
+
+fn unreadable(bucket: &str, key: &str, error: &dyn fmt::Display) -> HistoryError {
+    HistoryError::Unreadable {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        message: error.to_string(),
+    }
 }
 
 #[cfg(test)]
